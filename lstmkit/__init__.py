@@ -1,0 +1,3 @@
+"""lstmkit: the LSTM family from its equations, on PyTorch."""
+
+__version__ = "0.1.0"

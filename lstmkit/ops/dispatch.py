@@ -1,0 +1,102 @@
+"""The recurrent op's entry points: one layer, one direction, a whole sequence per call.
+
+`lstm()` and `gru()` turn lengths and zoneout into the combined keep/output masks the passes use,
+then take the training path (autograd.Function with the hand-written backward) when a gradient
+is needed, or the inference path, which stores nothing per step.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .activations import get_activation
+from .gru_bptt import GRUFunction, gru_forward
+from .lstm_bptt import LSTMFunction, lstm_forward
+from .weights import GRUWeights, LSTMWeights, check_cell
+
+
+def backend() -> str:
+    """Which implementation runs the recurrence: "torch" is the hand-written BPTT in plain torch
+    ops (a Python loop over steps), the portable fallback on every device."""
+    return "torch"
+
+
+def step_masks(
+    steps: int,
+    lengths: Optional[Tensor],
+    zoneout_h: Optional[Tensor],
+    zoneout_c: Optional[Tensor],
+    like: Tensor,
+) -> tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+    """Fold lengths and zoneout into (keep_h, keep_c, out_mask), each [T, B, *] or None.
+
+    keep is the weight of the previous state: the zoneout draw while a sequence runs, 1 after
+    its end (the state freezes); out_mask is 1 while it runs, 0 after (outputs are zero there).
+    """
+    if lengths is None:
+        return zoneout_h, zoneout_c, None
+    steps_t = torch.arange(steps, device=like.device).unsqueeze(1)
+    active = (steps_t < lengths.to(like.device).unsqueeze(0)).unsqueeze(-1).to(like.dtype)
+    keep_h = 1 - active if zoneout_h is None else 1 - active * (1 - zoneout_h)
+    keep_c = 1 - active if zoneout_c is None else 1 - active * (1 - zoneout_c)
+    return keep_h, keep_c, active
+
+
+def _needs_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def lstm(
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    weights: LSTMWeights,
+    *,
+    cell: str = "vanilla",
+    activation: str = "tanh",
+    recurrent_activation: str = "sigmoid",
+    lengths: Optional[Tensor] = None,
+    recurrent_mask: Optional[Tensor] = None,
+    zoneout_h: Optional[Tensor] = None,
+    zoneout_c: Optional[Tensor] = None,
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """One LSTM layer-direction over a sequence; same contract as reference.lstm.
+
+    x [T, B, I], h0 [B, P], c0 [B, H]; lengths [B] (1 <= lengths <= T); recurrent_mask [B, P];
+    zoneout_h [T, B, P], zoneout_c [T, B, H]. Returns (y [T, B, P], (h_T [B, P], c_T [B, H])).
+    """
+    check_cell(cell)
+    get_activation(activation), get_activation(recurrent_activation)
+    keep_h, keep_c, out_mask = step_masks(x.shape[0], lengths, zoneout_h, zoneout_c, x)
+    if _needs_grad(x, h0, c0, *weights):
+        config = (cell, activation, recurrent_activation)
+        y, h, c = LSTMFunction.apply(x, h0, c0, recurrent_mask, keep_h, keep_c, out_mask, config, *weights)
+    else:
+        y, h, c, _ = lstm_forward(x, h0, c0, weights, cell, activation, recurrent_activation,
+                                  recurrent_mask, keep_h, keep_c, out_mask, store=False)
+    return y, (h, c)
+
+
+def gru(
+    x: Tensor,
+    h0: Tensor,
+    weights: GRUWeights,
+    *,
+    activation: str = "tanh",
+    recurrent_activation: str = "sigmoid",
+    lengths: Optional[Tensor] = None,
+    recurrent_mask: Optional[Tensor] = None,
+    zoneout_h: Optional[Tensor] = None,
+) -> tuple[Tensor, Tensor]:
+    """One GRU layer-direction over a sequence. x [T, B, I], h0 [B, H] -> (y [T, B, H], h_T)."""
+    get_activation(activation), get_activation(recurrent_activation)
+    keep_h, _, out_mask = step_masks(x.shape[0], lengths, zoneout_h, None, x)
+    if _needs_grad(x, h0, *weights):
+        config = (activation, recurrent_activation)
+        return GRUFunction.apply(x, h0, recurrent_mask, keep_h, out_mask, config, *weights)
+    y, h, _ = gru_forward(x, h0, weights, activation, recurrent_activation,
+                          recurrent_mask, keep_h, out_mask, store=False)
+    return y, h
