@@ -290,6 +290,6 @@ def lstm(x: Tensor, h0: Tensor, c0: Tensor, weights: LSTMWeights, cell: str = "v
     )
 
 
-def gru_weights(x: Tensor, h0: Tensor, weights: GRUWeights, **options):
+def gru_from_weights(x: Tensor, h0: Tensor, weights: GRUWeights, **options):
     """Run the GRU reference with a GRUWeights bundle."""
     return gru(x, h0, weights.w_ih, weights.w_hh, weights.b_ih, weights.b_hh, **options)

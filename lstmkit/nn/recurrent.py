@@ -1,0 +1,295 @@
+"""What LSTM and GRU layers share: torch.nn-compatible parameters, input forms (padded,
+batch_first, unbatched, PackedSequence, lengths), stacking, directions and regularisers.
+
+A subclass says how many state tensors it carries and runs one layer-direction through ops.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from .. import ops
+from .checks import check_input, check_lengths, check_state
+from .sequences import repack, reverse_index, reverse_sequences, unpack
+
+
+def _check_rate(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+class RecurrentLayer(nn.Module):
+    """Base of lstmkit.nn.LSTM / GRU. Subclasses set `state_names` and implement
+    `_gate_rows`, `_extra_parameters`, `_run_direction` and `_state_sizes`."""
+
+    state_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        *,
+        activation: str = "tanh",
+        recurrent_activation: str = "sigmoid",
+        recurrent_dropout: float = 0.0,
+    ):
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int) or not 0 <= proj_size < hidden_size:
+            raise ValueError(f"proj_size must be an integer in [0, hidden_size={hidden_size}), got {proj_size!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
+            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
+        ops.get_activation(activation), ops.get_activation(recurrent_activation)
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = float(dropout)
+        self.bidirectional = bidirectional
+        self.proj_size = proj_size
+        self.activation = activation
+        self.recurrent_activation = recurrent_activation
+        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+
+    def _build(self, device, dtype) -> None:
+        """Create the parameters in torch.nn.LSTM's order and names, then initialise them."""
+        factory = dict(device=device, dtype=dtype)
+        H, P = self.hidden_size, self.proj_size or self.hidden_size
+        G = self._gate_rows()
+        self._flat_weights_names: list[str] = []
+        self._extra_weights_names: list[str] = []
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else P * self.num_directions
+            for direction in range(self.num_directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                shapes = {"weight_ih": (G, in_size), "weight_hh": (G, P)}
+                if self.bias:
+                    shapes.update(bias_ih=(G,), bias_hh=(G,))
+                if self.proj_size:
+                    shapes["weight_hr"] = (P, H)
+                for name, shape in shapes.items():
+                    self.register_parameter(name + suffix, nn.Parameter(torch.empty(shape, **factory)))
+                    self._flat_weights_names.append(name + suffix)
+                for name, shape in self._extra_parameters().items():
+                    self.register_parameter(name + suffix, nn.Parameter(torch.empty(shape, **factory)))
+                    self._extra_weights_names.append(name + suffix)
+        self.reset_parameters()
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def reset_parameters(self) -> None:
+        """torch.nn.LSTM's initialisation, U(-1/sqrt(H), 1/sqrt(H)), drawn in torch's order (so a
+        seeded lstmkit layer gets torch's weights); then the extra parameters (see subclasses)."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        with torch.no_grad():
+            for name in self._flat_weights_names:
+                nn.init.uniform_(getattr(self, name), -bound, bound)
+            for name in self._extra_weights_names:
+                self._init_extra(name, getattr(self, name), bound)
+
+    def _init_extra(self, name: str, param: Tensor, bound: float) -> None:
+        raise NotImplementedError
+
+    def flatten_parameters(self) -> None:
+        """No-op, for code written for torch.nn.LSTM (cuDNN's weight flattening)."""
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        per_direction = len(self._flat_weights_names) // (self.num_layers * self.num_directions)
+        names = self._flat_weights_names
+        return [[getattr(self, n) for n in names[k: k + per_direction]] for k in range(0, len(names), per_direction)]
+
+    def _param(self, name: str, layer: int, direction: int) -> Optional[Tensor]:
+        return getattr(self, f"{name}_l{layer}" + ("_reverse" if direction else ""), None)
+
+    # ---------------------------------------------------------------- forward
+
+    def forward(self, input, hx=None, lengths=None):
+        """input: [T, B, I] ([B, T, I] with batch_first), [T, I] unbatched, or a PackedSequence.
+        hx: the initial state as torch.nn's layer takes it (zeros when None).
+        lengths: [B] ints, for a padded batch whose sequence b is real for its first lengths[b]
+        steps; its state stops there and its outputs after that are zero.
+        Returns (output, state) shaped as torch.nn.LSTM / GRU return them."""
+        x, lengths, unbatched, packed = self._prepare_input(input, lengths)
+        states = self._prepare_state(hx, x, unbatched)
+        output, final = self._run_layers(x, states, lengths)
+        return self._finish(output, final, unbatched, packed)
+
+    def trace(self, input, hx=None, lengths=None) -> dict[str, Tensor]:
+        """The per-step gate activations and states of every layer and direction, for inspection.
+
+        Runs the reference equations without dropout or zoneout draws (as in eval mode) and
+        without gradient. Returns a dict (LSTM: i, f, g, o, c, h; GRU: r, z, n, h) of tensors
+        [num_layers * num_directions, T, B, N] ([.., B, T, N] with batch_first, [.., T, N]
+        unbatched), time in the input's order for both directions; zero past each length.
+        """
+        x, lengths, unbatched, packed = self._prepare_input(input, lengths)
+        if packed is not None:
+            raise ValueError("trace() takes a padded tensor with lengths=, not a PackedSequence")
+        states = self._prepare_state(hx, x, unbatched)
+        records: list[dict] = []
+        with torch.no_grad():
+            self._run_layers(x, states, lengths, records=records)
+        steps = x.shape[0]
+        out_mask = None if lengths is None else ops.step_masks(steps, lengths, None, None, x)[2]
+        traced = {}
+        for name in records[0]:
+            per_direction = []
+            for k, record in enumerate(records):
+                v = torch.stack(record[name])
+                if k % self.num_directions:
+                    v = reverse_sequences(v, reverse_index(lengths, steps, x.device))
+                per_direction.append(v if out_mask is None else v * out_mask)
+            v = torch.stack(per_direction)
+            if unbatched:
+                v = v.squeeze(2)
+            elif self.batch_first:
+                v = v.transpose(1, 2)
+            traced[name] = v
+        return traced
+
+    def _prepare_input(self, input, lengths):
+        dtype = self._dtype()
+        if isinstance(input, PackedSequence):
+            if lengths is not None:
+                raise ValueError("lengths= is for padded input; a PackedSequence carries its own lengths")
+            x, packed_lengths = unpack(input)
+            check_input(x, self.input_size, False, dtype)
+            return x, check_lengths(packed_lengths, x.shape[1], x.shape[0]), False, input
+        x, unbatched = check_input(input, self.input_size, self.batch_first, dtype)
+        if unbatched and lengths is not None:
+            raise ValueError("lengths= needs batched input; unbatched input is one whole sequence")
+        return x, check_lengths(lengths, x.shape[1], x.shape[0]), unbatched, None
+
+    def _dtype(self) -> torch.dtype:
+        return getattr(self, self._flat_weights_names[0]).dtype
+
+    def _prepare_state(self, hx, x: Tensor, unbatched: bool) -> tuple[Tensor, ...]:
+        LD, B = self.num_layers * self.num_directions, x.shape[1]
+        sizes = self._state_sizes()
+        if hx is None:
+            return tuple(x.new_zeros(LD, B, n) for n in sizes)
+        given = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        if len(given) != len(sizes):
+            want = "a tensor h_0" if len(sizes) == 1 else "a tuple (h_0, c_0)"
+            raise ValueError(f"hx must be {want}, got {type(hx).__name__} of {len(given)} items")
+        return tuple(
+            check_state(name, value, (LD, B, n), self._dtype(), unbatched)
+            for name, value, n in zip(self.state_names, given, sizes)
+        )
+
+    def _run_layers(self, x: Tensor, states: tuple[Tensor, ...], lengths: Optional[Tensor], records=None):
+        """Run every layer and direction. x [T, B, I]; states each [L*D, B, N].
+        Returns (output [T, B, D*P], final states each [L*D, B, N])."""
+        rev = reverse_index(lengths, x.shape[0], x.device) if self.bidirectional else None
+        finals = [[] for _ in states]
+        layer_input = x
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                k = layer * self.num_directions + direction
+                seq = reverse_sequences(layer_input, rev) if direction else layer_input
+                record = None
+                if records is not None:
+                    record = {}
+                    records.append(record)
+                y, final = self._run_direction(seq, tuple(s[k] for s in states), layer, direction, lengths, record)
+                outputs.append(reverse_sequences(y, rev) if direction else y)
+                for store, value in zip(finals, final):
+                    store.append(value)
+            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
+            if self.dropout and self.training and layer < self.num_layers - 1 and records is None:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        return layer_input, tuple(torch.stack(f) for f in finals)
+
+    def _recurrent_mask(self, batch: int, size: int, like: Tensor, records) -> Optional[Tensor]:
+        """Gal & Ghahramani's recurrent dropout: one mask per sequence, scaled by 1 / (1 - p)."""
+        if not (self.recurrent_dropout and self.training) or records is not None:
+            return None
+        keep = 1.0 - self.recurrent_dropout
+        return torch.bernoulli(like.new_full((batch, size), keep)) / keep
+
+    @staticmethod
+    def _zoneout_mask(rate: float, shape, like: Tensor, training: bool) -> Optional[Tensor]:
+        """Weight of the previous state per step and unit: a 0/1 draw in training, the rate
+        itself at inference (the expectation, as Krueger et al. prescribe)."""
+        if not rate:
+            return None
+        if training:
+            return torch.bernoulli(like.new_full(shape, rate))
+        return like.new_tensor(rate).expand(shape)
+
+    def _finish(self, output: Tensor, final: tuple[Tensor, ...], unbatched: bool, packed):
+        if packed is not None:
+            output = repack(output, packed)
+        elif unbatched:
+            output = output.squeeze(1)
+            final = tuple(s.squeeze(1) for s in final)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, (final[0] if len(final) == 1 else final)
+
+    # ---------------------------------------------------------------- conversion
+
+    def _torch_kwargs(self) -> dict:
+        return dict(
+            input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
+            bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
+            bidirectional=self.bidirectional,
+        )
+
+    def _check_torch_convertible(self, what: str) -> None:
+        extras = []
+        if self.activation != "tanh" or self.recurrent_activation != "sigmoid":
+            extras.append(f"activation={self.activation!r}, recurrent_activation={self.recurrent_activation!r}")
+        if self.recurrent_dropout:
+            extras.append(f"recurrent_dropout={self.recurrent_dropout}")
+        if getattr(self, "cell", "vanilla") != "vanilla":
+            extras.append(f"cell={self.cell!r}")
+        if any(getattr(self, "zoneout", (0.0,))):
+            extras.append(f"zoneout={self.zoneout}")
+        if extras:
+            raise ValueError(f"{what} has no equivalent of {', '.join(extras)}: only the plain cell converts")
+
+    def _copy_weights(self, src: nn.Module, dst: nn.Module) -> None:
+        """Copy the torch-named parameters (weight_ih_l0, ...) from src to dst."""
+        with torch.no_grad():
+            for name in self._flat_weights_names:
+                getattr(dst, name).copy_(getattr(src, name))
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0), ("bidirectional", False),
+                              ("cell", "vanilla"), ("activation", "tanh"), ("recurrent_activation", "sigmoid"),
+                              ("recurrent_dropout", 0.0)):
+            value = getattr(self, name, default)
+            if value != default:
+                s += f", {name}={value!r}"
+        zoneout = getattr(self, "zoneout", (0.0,))
+        if any(zoneout):
+            s += f", zoneout={zoneout!r}"
+        return s
