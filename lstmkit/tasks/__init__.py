@@ -1,0 +1,1 @@
+"""lstmkit.tasks: ready sequence tasks (data -> model -> training -> report)."""
