@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from . import gru_steps, lstm_steps
 from .activations import get_activation
 from .gru_bptt import GRUFunction, gru_forward
 from .lstm_bptt import LSTMFunction, lstm_forward
@@ -72,7 +73,7 @@ def lstm(
     get_activation(activation), get_activation(recurrent_activation)
     keep_h, keep_c, out_mask = step_masks(x.shape[0], lengths, zoneout_h, zoneout_c, x)
     if _needs_grad(x, h0, c0, *weights):
-        config = (cell, activation, recurrent_activation)
+        config = (cell, activation, recurrent_activation, lstm_steps)
         y, h, c = LSTMFunction.apply(x, h0, c0, recurrent_mask, keep_h, keep_c, out_mask, config, *weights)
     else:
         y, h, c, _ = lstm_forward(x, h0, c0, weights, cell, activation, recurrent_activation,
@@ -95,7 +96,7 @@ def gru(
     get_activation(activation), get_activation(recurrent_activation)
     keep_h, _, out_mask = step_masks(x.shape[0], lengths, zoneout_h, None, x)
     if _needs_grad(x, h0, *weights):
-        config = (activation, recurrent_activation)
+        config = (activation, recurrent_activation, gru_steps)
         return GRUFunction.apply(x, h0, recurrent_mask, keep_h, out_mask, config, *weights)
     y, h, _ = gru_forward(x, h0, weights, activation, recurrent_activation,
                           recurrent_mask, keep_h, out_mask, store=False)
