@@ -12,17 +12,27 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import gru_steps, lstm_steps
+from . import cpu, gru_steps, lstm_steps
 from .activations import get_activation
 from .gru_bptt import GRUFunction, gru_forward
 from .lstm_bptt import LSTMFunction, lstm_forward
 from .weights import GRUWeights, LSTMWeights, check_cell
 
 
-def backend() -> str:
-    """Which implementation runs the recurrence: "torch" is the hand-written BPTT in plain torch
-    ops (a Python loop over steps), the portable fallback on every device."""
+def backend(device: str = "cpu") -> str:
+    """Which implementation runs the recurrence on `device`: "cpu-fused" (the C++ loops of
+    ops/cpu, built on first use) or "torch" (the same hand-written passes as plain torch ops,
+    a Python loop over steps: the portable fallback, and the path on CUDA until GPU kernels)."""
+    if torch.device(device).type == "cpu" and cpu.load() is not None:
+        return "cpu-fused"
     return "torch"
+
+
+def _steps_for(x: Tensor, fused, plain):
+    """The fused C++ loops for float32/float64 CPU tensors when they built, else plain torch."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and cpu.load() is not None:
+        return fused
+    return plain
 
 
 def step_masks(
@@ -72,12 +82,13 @@ def lstm(
     check_cell(cell)
     get_activation(activation), get_activation(recurrent_activation)
     keep_h, keep_c, out_mask = step_masks(x.shape[0], lengths, zoneout_h, zoneout_c, x)
+    steps = _steps_for(x, cpu.lstm_steps, lstm_steps)
     if _needs_grad(x, h0, c0, *weights):
-        config = (cell, activation, recurrent_activation, lstm_steps)
+        config = (cell, activation, recurrent_activation, steps)
         y, h, c = LSTMFunction.apply(x, h0, c0, recurrent_mask, keep_h, keep_c, out_mask, config, *weights)
     else:
         y, h, c, _ = lstm_forward(x, h0, c0, weights, cell, activation, recurrent_activation,
-                                  recurrent_mask, keep_h, keep_c, out_mask, store=False)
+                                  recurrent_mask, keep_h, keep_c, out_mask, store=False, steps=steps)
     return y, (h, c)
 
 
@@ -95,9 +106,10 @@ def gru(
     """One GRU layer-direction over a sequence. x [T, B, I], h0 [B, H] -> (y [T, B, H], h_T)."""
     get_activation(activation), get_activation(recurrent_activation)
     keep_h, _, out_mask = step_masks(x.shape[0], lengths, zoneout_h, None, x)
+    steps = _steps_for(x, cpu.gru_steps, gru_steps)
     if _needs_grad(x, h0, *weights):
-        config = (activation, recurrent_activation, gru_steps)
+        config = (activation, recurrent_activation, steps)
         return GRUFunction.apply(x, h0, recurrent_mask, keep_h, out_mask, config, *weights)
     y, h, _ = gru_forward(x, h0, weights, activation, recurrent_activation,
-                          recurrent_mask, keep_h, out_mask, store=False)
+                          recurrent_mask, keep_h, out_mask, store=False, steps=steps)
     return y, h

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from . import gru_steps
-from .bptt_util import gemm_over_steps, sum_rows
+from .bptt_util import gemm_over_steps, input_projection, sum_rows
 from .weights import GRUWeights
 
 SAVED = ("gates", "gh_n", "h_prev", "h_in")
@@ -22,10 +22,7 @@ SAVED = ("gates", "gh_n", "h_prev", "h_in")
 def gru_forward(x, h0, w, activation, recurrent_activation,
                 recurrent_mask=None, keep_h=None, out_mask=None, store=True, steps=gru_steps):
     """x [T, B, I], h0 [B, H], w: GRUWeights. Returns (y [T, B, H], h_T, saved dict or None)."""
-    T, B, _ = x.shape
-    xw = (x.reshape(T * B, -1) @ w.w_ih.t()).reshape(T, B, -1)
-    if w.b_ih is not None:
-        xw = xw + w.b_ih
+    xw = input_projection(x, w.w_ih, w.b_ih)
     y, h, *saved = steps.forward_steps(xw.contiguous(), h0.contiguous(), w.w_hh, w.b_hh, recurrent_mask, keep_h,
                                        out_mask, activation, recurrent_activation, store)
     return y, h, (dict(zip(SAVED, saved)) if store else None)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from . import lstm_steps
-from .bptt_util import gemm_over_steps, sum_rows
+from .bptt_util import gemm_over_steps, input_projection, sum_rows
 from .layer_norm import normalise, normalise_backward
 from .weights import LSTMWeights
 
@@ -40,14 +40,12 @@ def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
     """
     T, B, _ = x.shape
     layernorm = cell == "layernorm"
-    xw = (x.reshape(T * B, -1) @ w.w_ih.t()).reshape(T, B, -1)
     x_hat = x_rstd = None
     if layernorm:
-        x_hat, x_rstd = normalise(xw)
-        xw = x_hat * w.ln_gain_ih
-    for bias in (w.b_ih, None if layernorm else w.b_hh):   # biases outside a norm fold into xw
-        if bias is not None:
-            xw = xw + bias
+        x_hat, x_rstd = normalise((x.reshape(T * B, -1) @ w.w_ih.t()).reshape(T, B, -1))
+        xw = x_hat * w.ln_gain_ih if w.b_ih is None else torch.addcmul(w.b_ih, x_hat, w.ln_gain_ih)
+    else:
+        xw = input_projection(x, w.w_ih, w.b_ih, w.b_hh)   # both biases fold into it
     out = steps.forward_steps(
         xw.contiguous(), h0.contiguous(), c0.contiguous(), w.w_hh, w.b_hh if layernorm else None, w.w_hr,
         w.w_peep, w.ln_gain_hh, w.ln_gain_c, w.ln_bias_c, recurrent_mask, keep_h, keep_c, out_mask,

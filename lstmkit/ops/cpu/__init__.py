@@ -1,0 +1,158 @@
+"""The fused C++ loops for the CPU: built once on first use with ninja, then cached.
+
+`lstm_steps` and `gru_steps` here have the same functions and arguments as the plain-torch
+modules lstmkit.ops.lstm_steps / gru_steps, so the hand-written passes take either. `load()`
+returns the compiled module, or None after one warning when it cannot be built; the op then
+runs the plain-torch loops. Set LSTMKIT_BACKEND=torch to skip the build and use those loops.
+
+The build is cached under $LSTMKIT_CACHE (default ~/.cache/lstmkit), keyed by the sources,
+torch, Python and the CPU's instruction set, since it is compiled for this CPU (-march=native).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+SOURCES = ("bindings.cpp", "gemm.cpp", "lstm_steps.cpp", "gru_steps.cpp")
+HEADERS = ("common.h",)
+# -fno-trapping-math lets GCC turn the selects in the activations into vector blends.
+CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-parameter"]
+
+_lock = threading.Lock()
+_state: dict = {"tried": False, "module": None, "error": None}
+
+
+def _cpu_signature() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def build_key() -> str:
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in SOURCES + HEADERS:
+        digest.update((here / name).read_bytes())
+    digest.update(f"{torch.__version__}|{sys.version_info[:2]}|{_cpu_signature()}|{CFLAGS}".encode())
+    return digest.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    base = Path(os.environ.get("LSTMKIT_CACHE") or Path.home() / ".cache" / "lstmkit")
+    return base / f"cpu-{build_key()}"
+
+
+def load():
+    """The compiled module, building it on first call; None (after one warning) if it fails."""
+    if _state["tried"]:
+        return _state["module"]
+    with _lock:
+        if _state["tried"]:
+            return _state["module"]
+        if os.environ.get("LSTMKIT_BACKEND", "").lower() == "torch":
+            _state.update(tried=True, error="LSTMKIT_BACKEND=torch")
+            return None
+        try:
+            _state["module"] = _build()
+        except Exception as exc:  # a compiler or ninja missing, a failed compile: fall back, say so once
+            _state["error"] = f"{type(exc).__name__}: {exc}".strip()[:2000]
+            warnings.warn(
+                "lstmkit: could not build the fused CPU kernels, so the recurrence runs as plain torch "
+                f"operations (correct, several times slower). Cause: {_state['error']}",
+                RuntimeWarning, stacklevel=3,
+            )
+        _state["tried"] = True
+        return _state["module"]
+
+
+def _build():
+    from torch.utils.cpp_extension import load as load_extension
+
+    here = Path(__file__).parent
+    build_dir = cache_dir()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    if not any(build_dir.glob("*.so")):
+        print(f"lstmkit: compiling the fused CPU kernels once (about a minute), cached in {build_dir}",
+              file=sys.stderr, flush=True)
+    return load_extension(
+        name=f"lstmkit_cpu_{build_key()}",
+        sources=[str(here / name) for name in SOURCES],
+        extra_cflags=CFLAGS,
+        extra_ldflags=["-fopenmp"],
+        build_directory=str(build_dir),
+        verbose=False,
+    )
+
+
+def build_error() -> str | None:
+    """Why the kernels are not in use, or None when they are (or were not tried yet)."""
+    return _state["error"]
+
+
+def _dense(t):
+    return None if t is None else t.contiguous()
+
+
+def _mask(m, size):
+    """A [T, B, 1 or N] mask (possibly a broadcast view) as a [T, B, N] view the kernel reads
+    by strides: no copy."""
+    return None if m is None else m.expand(m.shape[0], m.shape[1], size)
+
+
+class _LSTMSteps:
+    """lstm_steps.forward_steps / backward_steps on the compiled module."""
+
+    @staticmethod
+    def forward_steps(xw, h0, c0, w_hh, b_hh, w_hr, w_peep, ln_gain_hh, ln_gain_c, ln_bias_c,
+                      recurrent_mask, keep_h, keep_c, out_mask, cell, activation, recurrent_activation, store):
+        P, H = h0.shape[-1], c0.shape[-1]
+        out = load().lstm_forward_steps(
+            xw, h0, c0, w_hh.contiguous(), _dense(b_hh), _dense(w_hr), _dense(w_peep), _dense(ln_gain_hh),
+            _dense(ln_gain_c), _dense(ln_bias_c), _dense(recurrent_mask), _mask(keep_h, P), _mask(keep_c, H),
+            out_mask, cell, activation, recurrent_activation, store)
+        return tuple(out)
+
+    @staticmethod
+    def backward_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, h_hat, h_rstd, c_hat, c_rstd,
+                       w_hh, w_hr, w_peep, ln_gain_hh, ln_gain_c, recurrent_mask, keep_h, keep_c, out_mask,
+                       cell, activation, recurrent_activation):
+        P, H = dh_T.shape[-1], dc_T.shape[-1]
+        out = load().lstm_backward_steps(
+            _dense(dy), dh_T, dc_T, gates, c_prev, c_new, phic, h_hat, h_rstd, c_hat, c_rstd, w_hh.contiguous(),
+            _dense(w_hr), _dense(w_peep), _dense(ln_gain_hh), _dense(ln_gain_c), _dense(recurrent_mask),
+            _mask(keep_h, P), _mask(keep_c, H), out_mask, cell, activation, recurrent_activation)
+        return tuple(out)
+
+
+class _GRUSteps:
+    """gru_steps.forward_steps / backward_steps on the compiled module."""
+
+    @staticmethod
+    def forward_steps(xw, h0, w_hh, b_hh, recurrent_mask, keep_h, out_mask, activation, recurrent_activation, store):
+        H = h0.shape[-1]
+        return tuple(load().gru_forward_steps(xw, h0, w_hh.contiguous(), _dense(b_hh), _dense(recurrent_mask),
+                                              _mask(keep_h, H), out_mask, activation, recurrent_activation, store))
+
+    @staticmethod
+    def backward_steps(dy, dh_T, gates, gh_n, h_prev, w_hh, recurrent_mask, keep_h, out_mask,
+                       activation, recurrent_activation):
+        H = dh_T.shape[-1]
+        return tuple(load().gru_backward_steps(_dense(dy), dh_T, gates, gh_n, h_prev, w_hh.contiguous(),
+                                               _dense(recurrent_mask), _mask(keep_h, H), out_mask, activation,
+                                               recurrent_activation))
+
+
+lstm_steps = _LSTMSteps()
+gru_steps = _GRUSteps()

@@ -1,0 +1,29 @@
+// Python bindings of the fused loops: lstmkit/ops/cpu/__init__.py builds and loads this module.
+#include <torch/extension.h>
+
+#include "common.h"
+
+namespace lstmkit {
+bool mkl_gemm_available();
+std::vector<Tensor> lstm_forward_steps(Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
+                                       OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, std::string,
+                                       std::string, std::string, bool);
+std::vector<Tensor> lstm_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, OptTensor, Tensor, OptTensor,
+                                        OptTensor, OptTensor, OptTensor, Tensor, OptTensor, OptTensor, OptTensor,
+                                        OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, std::string,
+                                        std::string, std::string);
+std::vector<Tensor> gru_forward_steps(Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
+                                      std::string, std::string, bool);
+std::vector<Tensor> gru_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor,
+                                       OptTensor, std::string, std::string);
+}  // namespace lstmkit
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "lstmkit's fused CPU loops for the LSTM family and the GRU";
+  m.def("lstm_forward_steps", &lstmkit::lstm_forward_steps);
+  m.def("lstm_backward_steps", &lstmkit::lstm_backward_steps);
+  m.def("gru_forward_steps", &lstmkit::gru_forward_steps);
+  m.def("gru_backward_steps", &lstmkit::gru_backward_steps);
+  m.def("mkl_gemm_available", &lstmkit::mkl_gemm_available,
+        "whether the MKL sgemm / packed sgemm inside libtorch_cpu were found");
+}

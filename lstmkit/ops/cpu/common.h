@@ -1,0 +1,215 @@
+// What the fused LSTM-family loops share: activations that vectorise, row-major GEMM on the
+// MKL that libtorch_cpu carries (packed when a weight is reused for every step), strided
+// reads of broadcast masks, and a row-parallel loop.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+
+namespace lstmkit {
+
+using at::Tensor;
+using OptTensor = std::optional<Tensor>;
+
+// ------------------------------------------------------------------ activations
+
+enum class Act { Sigmoid, Tanh, Relu, HardSigmoid, Linear };
+
+inline Act parse_act(const std::string& name) {
+  if (name == "sigmoid") return Act::Sigmoid;
+  if (name == "tanh") return Act::Tanh;
+  if (name == "relu") return Act::Relu;
+  if (name == "hard_sigmoid") return Act::HardSigmoid;
+  if (name == "linear") return Act::Linear;
+  TORCH_CHECK(false, "unknown activation '", name, "'");
+}
+
+// exp in float with Cephes' polynomial (about 1 ulp), written so that GCC vectorises it (no
+// calls, no branches: clamps are selects, floor is a shifted truncation of a positive number):
+// exp(x) = 2^k exp(r), k = round(x / ln 2), r = x - k ln 2.
+inline float exp_fast(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  // x / ln 2 lies in [-125.6, 127]: shifted by 127.5 it is positive, so truncation is floor.
+  int32_t ki = static_cast<int32_t>(x * 1.44269504088896341f + 127.5f) - 127;
+  float k = static_cast<float>(ki);
+  float r = x - k * 0.693359375f + k * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = (ki + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+inline double exp_fast(double x) { return std::exp(x); }
+
+template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + exp_fast(-x)); }
+template <typename T> inline T tanh_fast(T x) {
+  T e = exp_fast(T(-2) * std::fabs(x));
+  T t = (T(1) - e) / (T(1) + e);
+  return x < T(0) ? -t : t;
+}
+
+// y = f(y) in place over n contiguous values.
+template <typename T> inline void activate(Act act, T* y, int64_t n) {
+  switch (act) {
+    case Act::Sigmoid:
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y[j] = sigmoid(y[j]);
+      break;
+    case Act::Tanh:
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y[j] = tanh_fast(y[j]);
+      break;
+    case Act::Relu:
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y[j] = y[j] > T(0) ? y[j] : T(0);
+      break;
+    case Act::HardSigmoid:
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        T v = y[j] / T(6) + T(0.5);
+        y[j] = v < T(0) ? T(0) : (v > T(1) ? T(1) : v);
+      }
+      break;
+    case Act::Linear:
+      break;
+  }
+}
+
+// f'(a) written from y = f(a), as activations.py does.
+template <typename T> inline T grad_from_output(Act act, T y) {
+  switch (act) {
+    case Act::Sigmoid: return y * (T(1) - y);
+    case Act::Tanh: return T(1) - y * y;
+    case Act::Relu: return y > T(0) ? T(1) : T(0);
+    case Act::HardSigmoid: return (y > T(0) && y < T(1)) ? T(1) / T(6) : T(0);
+    case Act::Linear: return T(1);
+  }
+  return T(1);
+}
+
+// d[j] *= f'(from y[j]) over n values; the switch sits outside the loop so the loop vectorises.
+template <typename T> inline void times_grad(Act act, T* d, const T* y, int64_t n) {
+  switch (act) {
+    case Act::Sigmoid:
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) d[j] *= y[j] * (T(1) - y[j]);
+      break;
+    case Act::Tanh:
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) d[j] *= T(1) - y[j] * y[j];
+      break;
+    default:
+      for (int64_t j = 0; j < n; ++j) d[j] *= grad_from_output(act, y[j]);
+  }
+}
+
+// ------------------------------------------------------------------ layer norm over a row
+
+constexpr double kLayerNormEps = 1e-5;
+
+// hat = (v - mean) * rstd over n values; returns rstd.
+template <typename T> inline T normalise_row(const T* v, T* hat, int64_t n) {
+  double mean = 0;
+  for (int64_t j = 0; j < n; ++j) mean += v[j];
+  mean /= n;
+  double var = 0;
+  for (int64_t j = 0; j < n; ++j) var += (v[j] - mean) * (v[j] - mean);
+  var /= n;
+  T rstd = T(1.0 / std::sqrt(var + kLayerNormEps));
+  for (int64_t j = 0; j < n; ++j) hat[j] = T((v[j] - mean) * rstd);
+  return rstd;
+}
+
+// out = rstd * (d - mean(d) - hat * mean(d * hat)), with d = d_hat_in[j] * gain[j].
+template <typename T>
+inline void normalise_row_backward(const T* d_hat_in, const T* gain, const T* hat, T rstd, T* out, int64_t n) {
+  double mean_d = 0, mean_dh = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    T d = d_hat_in[j] * gain[j];
+    mean_d += d;
+    mean_dh += d * hat[j];
+  }
+  mean_d /= n;
+  mean_dh /= n;
+  for (int64_t j = 0; j < n; ++j) out[j] = T(rstd * (d_hat_in[j] * gain[j] - mean_d - hat[j] * mean_dh));
+}
+
+// ------------------------------------------------------------------ masks
+
+// A [T, B, N] mask that may be a broadcast view (stride 0): element (t, b, j) by strides.
+template <typename T> struct Mask {
+  const T* data = nullptr;
+  int64_t st = 0, sb = 0, sj = 0;
+  explicit Mask(const OptTensor& m) {
+    if (m && m->defined()) {
+      data = m->data_ptr<T>();
+      st = m->stride(0); sb = m->stride(1); sj = m->stride(2);
+    }
+  }
+  bool present() const { return data != nullptr; }
+  T at(int64_t t, int64_t b, int64_t j) const { return data[t * st + b * sb + j * sj]; }
+};
+
+template <typename T> inline const T* ptr_or_null(const OptTensor& t) {
+  return (t && t->defined()) ? t->data_ptr<T>() : nullptr;
+}
+
+// ------------------------------------------------------------------ argument checks
+
+// Every tensor on the CPU, of the first one's dtype; the dense ones contiguous (masks may be
+// broadcast views, read by their strides).
+inline void check_inputs(const char* fn, const Tensor& first, std::initializer_list<const Tensor*> dense,
+                         std::initializer_list<const OptTensor*> optional) {
+  auto check = [&](const Tensor& t) {
+    TORCH_CHECK(t.device().is_cpu(), fn, ": expected CPU tensors, got one on ", t.device());
+    TORCH_CHECK(t.scalar_type() == first.scalar_type(), fn, ": expected dtype ", first.scalar_type(), ", got ",
+                t.scalar_type());
+  };
+  check(first);
+  TORCH_CHECK(first.is_contiguous(), fn, ": expected a contiguous ", first.sizes(), " tensor");
+  for (const Tensor* t : dense) {
+    check(*t);
+    TORCH_CHECK(t->is_contiguous(), fn, ": expected contiguous tensors, got strides ", t->strides());
+  }
+  for (const OptTensor* t : optional) {
+    if (*t && (*t)->defined()) check(**t);
+  }
+}
+
+// ------------------------------------------------------------------ rows in parallel
+
+template <typename F> inline void for_rows(int64_t rows, int64_t work_per_row, const F& f) {
+  int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_row));
+  at::parallel_for(0, rows, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) f(b);
+  });
+}
+
+// ------------------------------------------------------------------ GEMM
+
+// C[M, N] = A[M, K] @ op(W) + beta * C, row-major, where op(W) = W^T for W [N, K] (trans) or
+// W for W [K, N]. The weight is packed once (MKL's packed sgemm) when it serves many steps.
+template <typename T> class WeightGemm {
+ public:
+  WeightGemm(const Tensor& w, bool trans, int64_t m, bool pack);
+  void run(const T* a, int64_t lda, T beta, T* c, int64_t ldc) const;
+
+ private:
+  Tensor w_, packed_;
+  bool trans_;
+  int64_t m_, n_, k_;
+};
+
+}  // namespace lstmkit

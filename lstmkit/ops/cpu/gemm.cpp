@@ -1,0 +1,81 @@
+// Row-major GEMM against a weight used for every step, on the MKL inside libtorch_cpu.
+// The MKL entry points are weak: where this torch build does not export them, the same
+// product goes through at::addmm_out instead (slower per call, same numbers).
+#include "common.h"
+
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+            const int*, const float*, const int*, const float*, float*, const int*) __attribute__((weak));
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
+            const int*, const double*, const int*, const double*, double*, const int*) __attribute__((weak));
+size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k) __attribute__((weak));
+void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src,
+                      int ld, float* dest) __attribute__((weak));
+void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
+                         const float* b, int ldb, float beta, float* c, int ldc) __attribute__((weak));
+}
+
+namespace lstmkit {
+namespace {
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
+
+bool have_packed() { return cblas_sgemm_pack_get_size && cblas_sgemm_pack && cblas_sgemm_compute; }
+
+// Column-major BLAS computing the row-major C = A @ op(W) + beta C as C^T = op(W)^T A^T.
+template <typename T> bool blas(bool trans, int m, int n, int k, const T* w, const T* a, int lda, T beta, T* c,
+                                int ldc) {
+  const char* tw = trans ? "T" : "N";
+  int ldw = trans ? k : n;
+  T one = 1;
+  if constexpr (std::is_same_v<T, float>) {
+    if (!sgemm_) return false;
+    sgemm_(tw, "N", &n, &m, &k, &one, w, &ldw, a, &lda, &beta, c, &ldc);
+  } else {
+    if (!dgemm_) return false;
+    dgemm_(tw, "N", &n, &m, &k, &one, w, &ldw, a, &lda, &beta, c, &ldc);
+  }
+  return true;
+}
+}  // namespace
+
+bool mkl_gemm_available() { return sgemm_ != nullptr && have_packed(); }
+
+template <typename T>
+WeightGemm<T>::WeightGemm(const Tensor& w, bool trans, int64_t m, bool pack)
+    : w_(w.contiguous()), trans_(trans), m_(m) {
+  n_ = trans ? w_.size(0) : w_.size(1);
+  k_ = trans ? w_.size(1) : w_.size(0);
+  if constexpr (std::is_same_v<T, float>) {
+    if (pack && have_packed() && m_ > 0) {
+      size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, m_, n_, k_);
+      packed_ = at::empty({static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float))}, w_.options());
+      cblas_sgemm_pack(kRowMajor, kBMatrix, trans ? kTrans : kNoTrans, m_, n_, k_, 1.0f, w_.data_ptr<float>(),
+                       trans ? k_ : n_, packed_.data_ptr<float>());
+    }
+  }
+}
+
+template <typename T> void WeightGemm<T>::run(const T* a, int64_t lda, T beta, T* c, int64_t ldc) const {
+  if constexpr (std::is_same_v<T, float>) {
+    if (packed_.defined()) {
+      cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, m_, n_, k_, a, lda, packed_.data_ptr<float>(), n_, beta, c,
+                          ldc);
+      return;
+    }
+  }
+  if (blas<T>(trans_, m_, n_, k_, w_.data_ptr<T>(), a, lda, beta, c, ldc)) return;
+  auto opts = w_.options();
+  Tensor A = at::from_blob(const_cast<T*>(a), {m_, k_}, {lda, 1}, opts);
+  Tensor C = at::from_blob(c, {m_, n_}, {ldc, 1}, opts);
+  Tensor W = trans_ ? w_.t() : w_;
+  if (beta == T(0)) {
+    at::mm_out(C, A, W);
+  } else {
+    C.mul_(beta).addmm_(A, W);
+  }
+}
+
+template class WeightGemm<float>;
+template class WeightGemm<double>;
+
+}  // namespace lstmkit

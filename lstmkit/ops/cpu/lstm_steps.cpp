@@ -1,0 +1,331 @@
+// The LSTM family's time loops, fused: the C++ twin of lstmkit/ops/lstm_steps.py (same
+// arguments, same results; read that file for the equations and the shapes). Per step one
+// GEMM against the packed recurrent weight, then one pass over each batch row that applies the
+// gates, updates the cell and blends the state, with rows spread over the threads.
+#include "common.h"
+
+namespace lstmkit {
+namespace {
+
+enum class Cell { Vanilla, Peephole, Cifg, LayerNorm };
+
+Cell parse_cell(const std::string& name) {
+  if (name == "vanilla") return Cell::Vanilla;
+  if (name == "peephole") return Cell::Peephole;
+  if (name == "cifg") return Cell::Cifg;
+  if (name == "layernorm") return Cell::LayerNorm;
+  TORCH_CHECK(false, "unknown cell '", name, "'");
+}
+
+Tensor none() { return Tensor(); }
+
+template <typename T>
+std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const OptTensor& b_hh,
+                            const OptTensor& w_hr, const OptTensor& w_peep, const OptTensor& ln_gain_hh,
+                            const OptTensor& ln_gain_c, const OptTensor& ln_bias_c, const OptTensor& rmask,
+                            const OptTensor& keep_h_t, const OptTensor& keep_c_t, const OptTensor& out_mask_t,
+                            Cell cell, Act act, Act ract, bool store) {
+  const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = c0.size(1), P = h0.size(1);
+  const bool proj = w_hr && w_hr->defined(), peep = cell == Cell::Peephole, cifg = cell == Cell::Cifg,
+             ln = cell == Cell::LayerNorm;
+  auto opts = xw.options();
+  auto buf = [&](std::initializer_list<int64_t> shape) { return at::empty(shape, opts); };
+  const int64_t kept = store ? steps + 1 : 2;     // all states for backward, or two to alternate
+
+  Tensor h_states = buf({kept, B, P}), c_states = buf({kept, B, H});
+  h_states[0].copy_(h0);
+  c_states[0].copy_(c0);
+  Tensor y = buf({steps, B, P});
+  Tensor h_in_all = rmask ? buf({store ? steps : 1, B, P}) : none();
+  Tensor c_new_all = peep && store ? buf({steps, B, H}) : none();
+  Tensor c_new_row = buf({B, H});
+  Tensor phic_all = buf({store ? steps : 1, B, H});
+  Tensor h_core_all = proj ? buf({store ? steps : 1, B, H}) : none();
+  Tensor hw = ln ? buf({B, G}) : none();
+  Tensor h_hat_all = ln ? buf({store ? steps : 1, B, G}) : none(), h_rstd_all = ln ? buf({steps, B, 1}) : none();
+  Tensor c_hat_all = ln ? buf({store ? steps : 1, B, H}) : none(), c_rstd_all = ln ? buf({steps, B, 1}) : none();
+
+  const bool pack = steps > 1 && std::getenv("LSTMKIT_NOPACK") == nullptr;
+  WeightGemm<T> gemm_hh(w_hh, /*trans=*/true, B, pack);
+  std::optional<WeightGemm<T>> gemm_hr;
+  if (proj) gemm_hr.emplace(*w_hr, true, B, pack);
+
+  Mask<T> keep_h(keep_h_t), keep_c(keep_c_t), out_mask(out_mask_t);
+  const T* rm = ptr_or_null<T>(rmask);
+  const T* bh = ptr_or_null<T>(b_hh);
+  const T* peeps = ptr_or_null<T>(w_peep);
+  const T* gain_hh = ptr_or_null<T>(ln_gain_hh);
+  const T* gain_c = ptr_or_null<T>(ln_gain_c);
+  const T* bias_c = ptr_or_null<T>(ln_bias_c);
+  T* xw_p = xw.data_ptr<T>();
+
+  for (int64_t t = 0; t < steps; ++t) {
+    const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2, at_t = store ? t : 0;
+    T* h = h_states[slot].data_ptr<T>();
+    T* c = c_states[slot].data_ptr<T>();
+    T* h_next = h_states[next].data_ptr<T>();
+    T* c_next = c_states[next].data_ptr<T>();
+    T* a = xw_p + t * B * G;                      // becomes the gate activations in place
+
+    const T* h_in = h;
+    if (rm) {
+      T* hi = h_in_all[at_t].data_ptr<T>();
+      for (int64_t k = 0; k < B * P; ++k) hi[k] = h[k] * rm[k];
+      h_in = hi;
+    }
+    if (ln) {
+      gemm_hh.run(h_in, P, T(0), hw.data_ptr<T>(), G);
+    } else {
+      gemm_hh.run(h_in, P, T(1), a, G);         // a = xw_t + h_in W_hh^T
+    }
+
+    T* phic = phic_all[at_t].data_ptr<T>();
+    T* h_core = proj ? h_core_all[at_t].data_ptr<T>() : nullptr;
+    T* cn_all = peep && store ? c_new_all[t].data_ptr<T>() : c_new_row.data_ptr<T>();
+    T* h_hat = ln ? h_hat_all[at_t].data_ptr<T>() : nullptr;
+    T* c_hat = ln ? c_hat_all[at_t].data_ptr<T>() : nullptr;
+    T* h_rstd = ln ? h_rstd_all[t].data_ptr<T>() : nullptr;
+    T* c_rstd = ln ? c_rstd_all[t].data_ptr<T>() : nullptr;
+    T* y_t = y[t].data_ptr<T>();
+
+    for_rows(B, G, [&](int64_t b) {
+      T* ar = a + b * G;
+      if (ln) {
+        T* hh = h_hat + b * G;
+        h_rstd[b] = normalise_row(hw.data_ptr<T>() + b * G, hh, G);
+        for (int64_t j = 0; j < G; ++j) ar[j] += hh[j] * gain_hh[j] + (bh ? bh[j] : T(0));
+      }
+      const T* cp = c + b * H;
+      T* ai = cifg ? nullptr : ar;
+      T* af = cifg ? ar : ar + H;
+      T* ag = af + H;
+      T* ao = ag + H;
+      if (peep) {
+        for (int64_t j = 0; j < H; ++j) {
+          ai[j] += peeps[j] * cp[j];
+          af[j] += peeps[H + j] * cp[j];
+        }
+      }
+      if (!cifg) activate(ract, ai, H);
+      activate(ract, af, H);
+      activate(act, ag, H);
+      T* cn = cn_all + b * H;
+      for (int64_t j = 0; j < H; ++j) {
+        T i = cifg ? T(1) - af[j] : ai[j];
+        cn[j] = af[j] * cp[j] + i * ag[j];
+      }
+      if (peep) {
+        for (int64_t j = 0; j < H; ++j) ao[j] += peeps[2 * H + j] * cn[j];
+      }
+      activate(ract, ao, H);
+      T* pr = phic + b * H;
+      if (ln) {
+        T* ch = c_hat + b * H;
+        c_rstd[b] = normalise_row(cn, ch, H);
+        for (int64_t j = 0; j < H; ++j) pr[j] = ch[j] * gain_c[j] + bias_c[j];
+      } else {
+        for (int64_t j = 0; j < H; ++j) pr[j] = cn[j];
+      }
+      activate(act, pr, H);
+      T* cx = c_next + b * H;
+      for (int64_t j = 0; j < H; ++j) {
+        T k = keep_c.present() ? keep_c.at(t, b, j) : T(0);
+        cx[j] = k * cp[j] + (T(1) - k) * cn[j];
+      }
+      if (proj) {
+        for (int64_t j = 0; j < H; ++j) h_core[b * H + j] = ao[j] * pr[j];
+        return;
+      }
+      const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
+      for (int64_t j = 0; j < P; ++j) {
+        T k = keep_h.present() ? keep_h.at(t, b, j) : T(0);
+        T hv = k * h[b * P + j] + (T(1) - k) * (ao[j] * pr[j]);
+        h_next[b * P + j] = hv;
+        y_t[b * P + j] = hv * om;
+      }
+    });
+
+    if (proj) {
+      gemm_hr->run(h_core, H, T(0), h_next, P);   // h~ = W_hr (o * phi(c))
+      for_rows(B, P, [&](int64_t b) {
+        const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
+        for (int64_t j = 0; j < P; ++j) {
+          T k = keep_h.present() ? keep_h.at(t, b, j) : T(0);
+          T hv = k * h[b * P + j] + (T(1) - k) * h_next[b * P + j];
+          h_next[b * P + j] = hv;
+          y_t[b * P + j] = hv * om;
+        }
+      });
+    }
+  }
+
+  const int64_t last = store ? steps : steps % 2;
+  Tensor h_T = h_states[last].clone(), c_T = c_states[last].clone();
+  if (!store) return {y, h_T, c_T, none(), none(), none(), none(), none(), none(), none(), none(), none(), none()};
+  Tensor h_in_saved = rmask ? h_in_all : h_states.narrow(0, 0, steps);
+  return {y, h_T, c_T, xw, c_states.narrow(0, 0, steps), c_new_all, phic_all, h_in_saved, h_core_all,
+          h_hat_all, h_rstd_all, c_hat_all, c_rstd_all};
+}
+
+template <typename T>
+std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Tensor& dc_T, const Tensor& gates,
+                             const Tensor& c_prev, const OptTensor& c_new, const Tensor& phic,
+                             const OptTensor& h_hat, const OptTensor& h_rstd, const OptTensor& c_hat,
+                             const OptTensor& c_rstd, const Tensor& w_hh, const OptTensor& w_hr,
+                             const OptTensor& w_peep, const OptTensor& ln_gain_hh, const OptTensor& ln_gain_c,
+                             const OptTensor& rmask, const OptTensor& keep_h_t, const OptTensor& keep_c_t,
+                             const OptTensor& out_mask_t, Cell cell, Act act, Act ract) {
+  (void)c_new;   // the peephole's gradient needs it, and lstm_bptt.py takes it after the loop
+  const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = phic.size(2), P = dh_T.size(1);
+  const bool proj = w_hr && w_hr->defined(), peep = cell == Cell::Peephole, cifg = cell == Cell::Cifg,
+             ln = cell == Cell::LayerNorm;
+  auto opts = gates.options();
+  Tensor d_pre = at::empty({steps, B, G}, opts);
+  Tensor d_hw = ln ? at::empty({steps, B, G}, opts) : none();
+  Tensor dh_new_all = proj ? at::empty({steps, B, P}, opts) : none();
+  Tensor d_c_norm = ln ? at::empty({steps, B, H}, opts) : none();
+  Tensor dh = dh_T.clone(), dc = dc_T.clone();
+  Tensor dm_buf = at::empty({B, H}, opts), dcn_buf = at::empty({B, H}, opts), dphi_buf = at::empty({B, H}, opts);
+  Tensor dh_in_buf = rmask ? at::empty({B, P}, opts) : none();
+
+  const bool pack = steps > 1 && std::getenv("LSTMKIT_NOPACK") == nullptr;
+  WeightGemm<T> gemm_hh(w_hh, /*trans=*/false, B, pack);
+  std::optional<WeightGemm<T>> gemm_hr;
+  if (proj) gemm_hr.emplace(*w_hr, false, B, pack);
+
+  Mask<T> keep_h(keep_h_t), keep_c(keep_c_t), out_mask(out_mask_t);
+  const T* dy = ptr_or_null<T>(dy_t);
+  const T* rm = ptr_or_null<T>(rmask);
+  const T* peeps = ptr_or_null<T>(w_peep);
+  const T* gain_hh = ptr_or_null<T>(ln_gain_hh);
+  const T* gain_c = ptr_or_null<T>(ln_gain_c);
+  T* dh_p = dh.data_ptr<T>();
+  T* dc_p = dc.data_ptr<T>();
+  T* dm = dm_buf.data_ptr<T>();
+
+  for (int64_t t = steps - 1; t >= 0; --t) {
+    // dh_t splits into the part that reaches h~_t and the part zoneout / lengths keep.
+    T* dh_new = proj ? dh_new_all[t].data_ptr<T>() : dm;
+    for_rows(B, P, [&](int64_t b) {
+      const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
+      for (int64_t j = 0; j < P; ++j) {
+        T d = dh_p[b * P + j] + (dy ? dy[(t * B + b) * P + j] * om : T(0));
+        T k = keep_h.present() ? keep_h.at(t, b, j) : T(0);
+        dh_new[b * P + j] = d * (T(1) - k);
+        dh_p[b * P + j] = d * k;
+      }
+    });
+    if (proj) gemm_hr->run(dh_new, P, T(0), dm, H);   // dm = dh~ W_hr
+
+    const T* g_t = gates[t].data_ptr<T>();
+    const T* phic_t = phic[t].data_ptr<T>();
+    const T* cp_t = c_prev[t].data_ptr<T>();
+    T* dpre_t = d_pre[t].data_ptr<T>();
+    T* dphi_t = ln ? d_c_norm[t].data_ptr<T>() : dphi_buf.data_ptr<T>();
+    const T* c_hat_t = ln ? c_hat->operator[](t).data_ptr<T>() : nullptr;
+    const T* h_hat_t = ln ? h_hat->operator[](t).data_ptr<T>() : nullptr;
+    const T* c_rstd_t = ln ? c_rstd->operator[](t).data_ptr<T>() : nullptr;
+    const T* h_rstd_t = ln ? h_rstd->operator[](t).data_ptr<T>() : nullptr;
+    T* d_hw_t = ln ? d_hw[t].data_ptr<T>() : nullptr;
+
+    for_rows(B, G, [&](int64_t b) {
+      const T* gr = g_t + b * G;
+      const T* gi = cifg ? nullptr : gr;
+      const T* gf = cifg ? gr : gr + H;
+      const T* gg = gf + H;
+      const T* go = gg + H;
+      T* dr = dpre_t + b * G;
+      T* dai = cifg ? nullptr : dr;
+      T* daf = cifg ? dr : dr + H;
+      T* dag = daf + H;
+      T* dao = dag + H;
+      const T* pr = phic_t + b * H;
+      const T* cp = cp_t + b * H;
+      const T* dmr = dm + b * H;
+      T* dcr = dc_p + b * H;
+      T* dcn = dcn_buf.data_ptr<T>() + b * H;
+      T* dphi = dphi_t + b * H;
+
+      for (int64_t j = 0; j < H; ++j) {
+        T k = keep_c.present() ? keep_c.at(t, b, j) : T(0);
+        dcn[j] = dcr[j] * (T(1) - k);
+        dcr[j] *= k;
+        dao[j] = dmr[j] * pr[j];
+        dphi[j] = dmr[j] * go[j];
+      }
+      times_grad(act, dphi, pr, H);                 // h_core = o * phi(c or LN(c))
+      if (ln) {
+        T* tmp = dm_buf.data_ptr<T>() + b * H;        // dm of this row is no longer needed
+        normalise_row_backward(dphi, gain_c, c_hat_t + b * H, c_rstd_t[b], tmp, H);
+        for (int64_t j = 0; j < H; ++j) dcn[j] += tmp[j];
+      } else {
+        for (int64_t j = 0; j < H; ++j) dcn[j] += dphi[j];
+      }
+      times_grad(ract, dao, go, H);
+      if (peep) {
+        for (int64_t j = 0; j < H; ++j) dcn[j] += dao[j] * peeps[2 * H + j];
+      }
+      for (int64_t j = 0; j < H; ++j) {             // c_new = f * c_prev + i * g
+        T i = cifg ? T(1) - gf[j] : gi[j];
+        dag[j] = dcn[j] * i;
+        if (cifg) {
+          daf[j] = dcn[j] * (cp[j] - gg[j]);        // i = 1 - f
+        } else {
+          dai[j] = dcn[j] * gg[j];
+          daf[j] = dcn[j] * cp[j];
+        }
+        dcr[j] += dcn[j] * gf[j];
+      }
+      times_grad(act, dag, gg, H);
+      times_grad(ract, daf, gf, H);
+      if (!cifg) times_grad(ract, dai, gi, H);
+      if (peep) {
+        for (int64_t j = 0; j < H; ++j) dcr[j] += dai[j] * peeps[j] + daf[j] * peeps[H + j];
+      }
+      if (ln) normalise_row_backward(dr, gain_hh, h_hat_t + b * G, h_rstd_t[b], d_hw_t + b * G, G);
+    });
+
+    const T* d_rec = ln ? d_hw_t : dpre_t;
+    if (rm) {
+      T* tmp = dh_in_buf.data_ptr<T>();
+      gemm_hh.run(d_rec, G, T(0), tmp, P);
+      for (int64_t k = 0; k < B * P; ++k) dh_p[k] += tmp[k] * rm[k];
+    } else {
+      gemm_hh.run(d_rec, G, T(1), dh_p, P);        // dh_{t-1} += d_rec W_hh
+    }
+  }
+  return {d_pre, d_hw, dh_new_all, d_c_norm, dh, dc};
+}
+
+}  // namespace
+
+std::vector<Tensor> lstm_forward_steps(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor b_hh, OptTensor w_hr,
+                                       OptTensor w_peep, OptTensor ln_gain_hh, OptTensor ln_gain_c,
+                                       OptTensor ln_bias_c, OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
+                                       OptTensor out_mask, std::string cell, std::string act, std::string ract,
+                                       bool store) {
+  check_inputs("lstm_forward_steps", xw, {&h0, &c0, &w_hh}, {&b_hh, &w_hr, &w_peep, &ln_gain_hh, &ln_gain_c,
+                                                             &ln_bias_c, &rmask, &keep_h, &keep_c, &out_mask});
+  return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward_steps", [&] {
+    return forward<scalar_t>(xw, h0, c0, w_hh, b_hh, w_hr, w_peep, ln_gain_hh, ln_gain_c, ln_bias_c, rmask, keep_h,
+                             keep_c, out_mask, parse_cell(cell), parse_act(act), parse_act(ract), store);
+  });
+}
+
+std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
+                                        OptTensor c_new, Tensor phic, OptTensor h_hat, OptTensor h_rstd,
+                                        OptTensor c_hat, OptTensor c_rstd, Tensor w_hh, OptTensor w_hr,
+                                        OptTensor w_peep, OptTensor ln_gain_hh, OptTensor ln_gain_c,
+                                        OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
+                                        std::string cell, std::string act, std::string ract) {
+  check_inputs("lstm_backward_steps", gates, {&dh_T, &dc_T, &c_prev, &phic, &w_hh},
+               {&dy, &c_new, &h_hat, &h_rstd, &c_hat, &c_rstd, &w_hr, &w_peep, &ln_gain_hh, &ln_gain_c, &rmask,
+                &keep_h, &keep_c, &out_mask});
+  return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward_steps", [&] {
+    return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, c_new, phic, h_hat, h_rstd, c_hat, c_rstd, w_hh, w_hr,
+                              w_peep, ln_gain_hh, ln_gain_c, rmask, keep_h, keep_c, out_mask, parse_cell(cell),
+                              parse_act(act), parse_act(ract));
+  });
+}
+
+}  // namespace lstmkit
