@@ -21,6 +21,8 @@ class GRU(RecurrentLayer):
     """
 
     state_names = ("h_0",)
+    weights_type = ops.GRUWeights
+    weight_fields = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
     def __init__(
         self,
@@ -56,10 +58,9 @@ class GRU(RecurrentLayer):
     def _extra_parameters(self) -> dict:
         return {}
 
-    def weights(self, layer: int, direction: int = 0) -> ops.GRUWeights:
-        """The parameters of one layer-direction as the op takes them."""
-        p = lambda name: self._param(name, layer, direction)  # noqa: E731
-        return ops.GRUWeights(p("weight_ih"), p("weight_hh"), p("bias_ih"), p("bias_hh"))
+    def _step_layer(self, x: Tensor, state, layer: int):
+        return (ops.gru_step(x, state[0], self.weights(layer), activation=self.activation,
+                             recurrent_activation=self.recurrent_activation),)
 
     def _run_direction(self, x: Tensor, state, layer: int, direction: int, lengths: Optional[Tensor], record):
         T, B, _ = x.shape

@@ -44,6 +44,9 @@ class LSTM(RecurrentLayer):
     """
 
     state_names = ("h_0", "c_0")
+    weights_type = ops.LSTMWeights
+    weight_fields = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "weight_ch",
+                     "ln_weight_ih", "ln_weight_hh", "ln_weight_c", "ln_bias_c")
 
     def __init__(
         self,
@@ -96,13 +99,9 @@ class LSTM(RecurrentLayer):
         else:
             nn.init.zeros_(param)
 
-    def weights(self, layer: int, direction: int = 0) -> ops.LSTMWeights:
-        """The parameters of one layer-direction as the op takes them."""
-        p = lambda name: self._param(name, layer, direction)  # noqa: E731
-        return ops.LSTMWeights(
-            p("weight_ih"), p("weight_hh"), p("bias_ih"), p("bias_hh"), p("weight_hr"), p("weight_ch"),
-            p("ln_weight_ih"), p("ln_weight_hh"), p("ln_weight_c"), p("ln_bias_c"),
-        )
+    def _step_layer(self, x: Tensor, state, layer: int):
+        return ops.lstm_step(x, *state, self.weights(layer), cell=self.cell, activation=self.activation,
+                             recurrent_activation=self.recurrent_activation)
 
     def _run_direction(self, x: Tensor, state, layer: int, direction: int, lengths: Optional[Tensor], record):
         T, B, _ = x.shape

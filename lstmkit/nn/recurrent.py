@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from .. import ops
-from .checks import check_input, check_lengths, check_state
+from .checks import check_float_tensor, check_input, check_lengths, check_state
 from .sequences import repack, reverse_index, reverse_sequences, unpack
 
 
@@ -26,10 +26,13 @@ def _check_rate(name: str, value: float) -> float:
 
 
 class RecurrentLayer(nn.Module):
-    """Base of lstmkit.nn.LSTM / GRU. Subclasses set `state_names` and implement
-    `_gate_rows`, `_extra_parameters`, `_run_direction` and `_state_sizes`."""
+    """Base of lstmkit.nn.LSTM / GRU. Subclasses set `state_names`, `weights_type` and
+    `weight_fields` (parameter names in the op's order) and implement `_gate_rows`,
+    `_extra_parameters`, `_run_direction`, `_step_layer` and `_state_sizes`."""
 
     state_names: tuple[str, ...] = ()
+    weights_type: type = tuple
+    weight_fields: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -76,6 +79,7 @@ class RecurrentLayer(nn.Module):
         G = self._gate_rows()
         self._flat_weights_names: list[str] = []
         self._extra_weights_names: list[str] = []
+        self._weight_keys: dict[tuple[int, int], tuple[str, ...]] = {}
         for layer in range(self.num_layers):
             in_size = self.input_size if layer == 0 else P * self.num_directions
             for direction in range(self.num_directions):
@@ -91,6 +95,7 @@ class RecurrentLayer(nn.Module):
                 for name, shape in self._extra_parameters().items():
                     self.register_parameter(name + suffix, nn.Parameter(torch.empty(shape, **factory)))
                     self._extra_weights_names.append(name + suffix)
+                self._weight_keys[layer, direction] = tuple(name + suffix for name in self.weight_fields)
         self.reset_parameters()
 
     @property
@@ -119,8 +124,10 @@ class RecurrentLayer(nn.Module):
         names = self._flat_weights_names
         return [[getattr(self, n) for n in names[k: k + per_direction]] for k in range(0, len(names), per_direction)]
 
-    def _param(self, name: str, layer: int, direction: int) -> Optional[Tensor]:
-        return getattr(self, f"{name}_l{layer}" + ("_reverse" if direction else ""), None)
+    def weights(self, layer: int, direction: int = 0):
+        """The parameters of one layer-direction as the op takes them (ops.LSTMWeights / GRUWeights)."""
+        params = self._parameters
+        return self.weights_type(*(params.get(key) for key in self._weight_keys[layer, direction]))
 
     # ---------------------------------------------------------------- forward
 
@@ -134,6 +141,61 @@ class RecurrentLayer(nn.Module):
         states = self._prepare_state(hx, x, unbatched)
         output, final = self._run_layers(x, states, lengths)
         return self._finish(output, final, unbatched, packed)
+
+    def step(self, input: Tensor, state=None):
+        """One time step with carried state, the streaming path: equal to forward() over the
+        whole sequence, one step at a time.
+
+        input [B, input_size] (or [input_size] unbatched); state as forward returns it (None:
+        zeros). Returns (output [B, P], new state). Without gradient, in eval mode (or with no
+        dropout, recurrent dropout or zoneout) each layer is one call into the fused kernel;
+        otherwise the step runs through forward(), drawing fresh dropout masks each call.
+        """
+        if self.bidirectional:
+            raise ValueError("step() runs forward in time, but a bidirectional layer needs the whole sequence: "
+                             "call forward() instead")
+        check_float_tensor("input", input, self._dtype())
+        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
+            raise ValueError(f"step() takes one step of input, [batch, {self.input_size}] or [{self.input_size}], "
+                             f"got shape {tuple(input.shape)}")
+        unbatched = input.dim() == 1
+        x = input.unsqueeze(0) if unbatched else input
+        if not self._fast_step_possible(x):
+            seq = x.unsqueeze(1 if self.batch_first else 0)
+            state = state if not unbatched or state is None else self._batch_state(state)
+            output, new_state = self.forward(seq, state)
+            output = output.select(1 if self.batch_first else 0, 0)
+            return self._unbatch_step(output, new_state, unbatched)
+        states = self._prepare_state(state, x.unsqueeze(0), unbatched)
+        finals = [[] for _ in states]
+        layer_input = x
+        for layer in range(self.num_layers):
+            new = self._step_layer(layer_input, tuple(s[layer] for s in states), layer)
+            for store, value in zip(finals, new):
+                store.append(value)
+            layer_input = new[0]
+        final = tuple(f[0].unsqueeze(0) if len(f) == 1 else torch.stack(f) for f in finals)
+        return self._unbatch_step(layer_input, final if len(final) > 1 else final[0], unbatched)
+
+    def _fast_step_possible(self, x: Tensor) -> bool:
+        if self.training and (self.dropout or self.recurrent_dropout or any(self.zoneout)):
+            return False
+        if any(self.zoneout):
+            return False          # the expectation blend lives in forward()
+        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self._parameters.values())):
+            return False
+        return True
+
+    @staticmethod
+    def _batch_state(state):
+        return tuple(s.unsqueeze(1) for s in state) if isinstance(state, tuple) else state.unsqueeze(1)
+
+    @staticmethod
+    def _unbatch_step(output: Tensor, state, unbatched: bool):
+        if not unbatched:
+            return output, state
+        state = tuple(s.squeeze(1) for s in state) if isinstance(state, tuple) else state.squeeze(1)
+        return output.squeeze(0), state
 
     def trace(self, input, hx=None, lengths=None) -> dict[str, Tensor]:
         """The per-step gate activations and states of every layer and direction, for inspection.

@@ -2,16 +2,17 @@
 
     lstm(x, h0, c0, LSTMWeights(...), cell=..., ...)   -> (y, (h_T, c_T))
     gru(x, h0, GRUWeights(...), ...)                   -> (y, h_T)
+    lstm_step / gru_step                               one step, nothing stored (streaming)
     reference                                          the equations step by step (the oracle)
     backend()                                          which implementation runs
 """
 
 from . import reference
 from .activations import ACTIVATIONS, get_activation
-from .dispatch import backend, gru, lstm, step_masks
+from .dispatch import backend, gru, gru_step, lstm, lstm_step, step_masks
 from .weights import CELLS, GRUWeights, LSTMWeights, check_cell, gate_rows
 
 __all__ = [
     "ACTIVATIONS", "CELLS", "GRUWeights", "LSTMWeights", "backend", "check_cell", "gate_rows",
-    "get_activation", "gru", "lstm", "reference", "step_masks",
+    "get_activation", "gru", "gru_step", "lstm", "lstm_step", "reference", "step_masks",
 ]

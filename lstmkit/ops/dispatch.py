@@ -113,3 +113,24 @@ def gru(
     y, h, _ = gru_forward(x, h0, weights, activation, recurrent_activation,
                           recurrent_mask, keep_h, out_mask, store=False, steps=steps)
     return y, h
+
+
+def lstm_step(x: Tensor, h: Tensor, c: Tensor, weights: LSTMWeights, *, cell: str = "vanilla",
+              activation: str = "tanh", recurrent_activation: str = "sigmoid") -> tuple[Tensor, Tensor]:
+    """One LSTM step for streaming, storing nothing for backward (use lstm() with T = 1 to train).
+    x [B, I], h [B, P], c [B, H] -> (h' [B, P], c' [B, H])."""
+    ext = cpu.load() if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) else None
+    if ext is not None:
+        return tuple(ext.lstm_step(x.contiguous(), h.contiguous(), c.contiguous(), *weights,
+                                   cell, activation, recurrent_activation))
+    _, h, c, _ = lstm_forward(x.unsqueeze(0), h, c, weights, cell, activation, recurrent_activation, store=False)
+    return h, c
+
+
+def gru_step(x: Tensor, h: Tensor, weights: GRUWeights, *, activation: str = "tanh",
+             recurrent_activation: str = "sigmoid") -> Tensor:
+    """One GRU step for streaming, storing nothing. x [B, I], h [B, H] -> h' [B, H]."""
+    ext = cpu.load() if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) else None
+    if ext is not None:
+        return ext.gru_step(x.contiguous(), h.contiguous(), *weights, activation, recurrent_activation)
+    return gru_forward(x.unsqueeze(0), h, weights, activation, recurrent_activation, store=False)[1]

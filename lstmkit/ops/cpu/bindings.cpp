@@ -16,6 +16,9 @@ std::vector<Tensor> gru_forward_steps(Tensor, Tensor, Tensor, OptTensor, OptTens
                                       std::string, std::string, bool);
 std::vector<Tensor> gru_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor,
                                        OptTensor, std::string, std::string);
+std::vector<Tensor> lstm_step(Tensor, Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
+                              OptTensor, OptTensor, OptTensor, OptTensor, std::string, std::string, std::string);
+Tensor gru_step(Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor, std::string, std::string);
 }  // namespace lstmkit
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -24,6 +27,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_backward_steps", &lstmkit::lstm_backward_steps);
   m.def("gru_forward_steps", &lstmkit::gru_forward_steps);
   m.def("gru_backward_steps", &lstmkit::gru_backward_steps);
+  m.def("lstm_step", &lstmkit::lstm_step, "one LSTM step, nothing stored: (h', c')");
+  m.def("gru_step", &lstmkit::gru_step, "one GRU step, nothing stored: h'");
   m.def("mkl_gemm_available", &lstmkit::mkl_gemm_available,
         "whether the MKL sgemm / packed sgemm inside libtorch_cpu were found");
 }

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace lstmkit {
 
@@ -165,6 +166,24 @@ template <typename T> struct Mask {
 template <typename T> inline const T* ptr_or_null(const OptTensor& t) {
   return (t && t->defined()) ? t->data_ptr<T>() : nullptr;
 }
+
+// Step t of a contiguous [T, ...] tensor by pointer arithmetic (no per-step tensor views: at
+// small sizes a dispatcher call per step costs more than the step itself).
+template <typename T> inline T* step_ptr(const Tensor& x, int64_t t) { return x.data_ptr<T>() + t * x.stride(0); }
+template <typename T> inline T* step_ptr(const OptTensor& x, int64_t t) {
+  return (x && x->defined()) ? step_ptr<T>(*x, t) : nullptr;
+}
+
+// A new [n, rows, cols] buffer addressed by slot.
+template <typename T> struct Slots {
+  Tensor tensor;
+  T* base = nullptr;
+  int64_t stride = 0;
+  Slots() = default;
+  Slots(int64_t n, int64_t rows, int64_t cols, const at::TensorOptions& opts)
+      : tensor(at::empty({n, rows, cols}, opts)), base(tensor.data_ptr<T>()), stride(rows * cols) {}
+  T* operator[](int64_t s) const { return base ? base + s * stride : nullptr; }
+};
 
 // ------------------------------------------------------------------ argument checks
 

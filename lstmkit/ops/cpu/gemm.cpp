@@ -18,6 +18,7 @@ void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k
 namespace lstmkit {
 namespace {
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
+constexpr int64_t kSmallBatch = 4;   // rows up to which plain loops beat a BLAS call
 
 bool have_packed() { return cblas_sgemm_pack_get_size && cblas_sgemm_pack && cblas_sgemm_compute; }
 
@@ -46,7 +47,7 @@ WeightGemm<T>::WeightGemm(const Tensor& w, bool trans, int64_t m, bool pack)
   n_ = trans ? w_.size(0) : w_.size(1);
   k_ = trans ? w_.size(1) : w_.size(0);
   if constexpr (std::is_same_v<T, float>) {
-    if (pack && have_packed() && m_ > 0) {
+    if (pack && have_packed() && m_ > kSmallBatch) {
       size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, m_, n_, k_);
       packed_ = at::empty({static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float))}, w_.options());
       cblas_sgemm_pack(kRowMajor, kBMatrix, trans ? kTrans : kNoTrans, m_, n_, k_, 1.0f, w_.data_ptr<float>(),
@@ -55,7 +56,43 @@ WeightGemm<T>::WeightGemm(const Tensor& w, bool trans, int64_t m, bool pack)
   }
 }
 
+// For a batch of a few rows (streaming, B = 1) BLAS's call overhead outweighs the work: plain
+// loops that vectorise over k (dot products against W's rows) or over n (rows of W scaled).
+template <typename T>
+void small_batch(bool trans, int64_t m, int64_t n, int64_t k, const T* w, const T* a, int64_t lda, T beta, T* c,
+                 int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) {
+    const T* ar = a + i * lda;
+    T* cr = c + i * ldc;
+    if (beta == T(0)) {
+      for (int64_t j = 0; j < n; ++j) cr[j] = T(0);
+    } else if (beta != T(1)) {
+      for (int64_t j = 0; j < n; ++j) cr[j] *= beta;
+    }
+    if (trans) {                                  // W [n, k]: c_j += <a, W_j>
+      for (int64_t j = 0; j < n; ++j) {
+        const T* wr = w + j * k;
+        T acc = T(0);
+#pragma omp simd reduction(+ : acc)
+        for (int64_t q = 0; q < k; ++q) acc += ar[q] * wr[q];
+        cr[j] += acc;
+      }
+    } else {                                      // W [k, n]: c += a_q W_q
+      for (int64_t q = 0; q < k; ++q) {
+        const T aq = ar[q];
+        const T* wr = w + q * n;
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) cr[j] += aq * wr[j];
+      }
+    }
+  }
+}
+
 template <typename T> void WeightGemm<T>::run(const T* a, int64_t lda, T beta, T* c, int64_t ldc) const {
+  if (m_ <= kSmallBatch) {
+    small_batch<T>(trans_, m_, n_, k_, w_.data_ptr<T>(), a, lda, beta, c, ldc);
+    return;
+  }
   if constexpr (std::is_same_v<T, float>) {
     if (packed_.defined()) {
       cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, m_, n_, k_, a, lda, packed_.data_ptr<float>(), n_, beta, c,

@@ -12,13 +12,12 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
                             Act ract, bool store) {
   const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = h0.size(1);
   auto opts = xw.options();
-  const int64_t kept = store ? steps + 1 : 2;
-  Tensor h_states = at::empty({kept, B, H}, opts);
-  h_states[0].copy_(h0);
+  const int64_t n = store ? steps : 1;
+  Slots<T> h_states(store ? steps + 1 : 2, B, H, opts);   // h_prev and h_in are views of these
+  std::memcpy(h_states[0], h0.data_ptr<T>(), sizeof(T) * B * H);
   Tensor y = at::empty({steps, B, H}, opts);
-  Tensor gh = at::empty({B, G}, opts);
-  Tensor gh_n_all = at::empty({store ? steps : 1, B, H}, opts);
-  Tensor h_in_all = rmask ? at::empty({store ? steps : 1, B, H}, opts) : Tensor();
+  Slots<T> gh(1, B, G, opts), gh_n_all(n, B, H, opts), h_in_all;
+  if (rmask) h_in_all = Slots<T>(n, B, H, opts);
 
   WeightGemm<T> gemm_hh(w_hh, /*trans=*/true, B, steps > 1);
   Mask<T> keep_h(keep_h_t), out_mask(out_mask_t);
@@ -28,21 +27,21 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
 
   for (int64_t t = 0; t < steps; ++t) {
     const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2, at_t = store ? t : 0;
-    const T* h = h_states[slot].data_ptr<T>();
-    T* h_next = h_states[next].data_ptr<T>();
+    const T* h = h_states[slot];
+    T* h_next = h_states[next];
     const T* h_in = h;
     if (rm) {
-      T* hi = h_in_all[at_t].data_ptr<T>();
+      T* hi = h_in_all[at_t];
       for (int64_t k = 0; k < B * H; ++k) hi[k] = h[k] * rm[k];
       h_in = hi;
     }
-    gemm_hh.run(h_in, H, T(0), gh.data_ptr<T>(), G);
+    gemm_hh.run(h_in, H, T(0), gh[0], G);
     T* a = xw_p + t * B * G;                      // becomes r, z, n in place
-    T* ghn = gh_n_all[at_t].data_ptr<T>();
-    T* y_t = y[t].data_ptr<T>();
+    T* ghn = gh_n_all[at_t];
+    T* y_t = step_ptr<T>(y, t);
     for_rows(B, G, [&](int64_t b) {
       T* ar = a + b * G;
-      const T* ghr = gh.data_ptr<T>() + b * G;
+      const T* ghr = gh[0] + b * G;
       T* ghn_r = ghn + b * H;
       for (int64_t j = 0; j < 2 * H; ++j) ar[j] += ghr[j] + (bh ? bh[j] : T(0));
       activate(ract, ar, 2 * H);                  // r, z
@@ -62,10 +61,11 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
       }
     });
   }
-  Tensor h_T = h_states[store ? steps : steps % 2].clone();
+  Tensor h_T = at::empty({B, H}, opts);
+  std::memcpy(h_T.data_ptr<T>(), h_states[store ? steps : steps % 2], sizeof(T) * B * H);
   if (!store) return {y, h_T, Tensor(), Tensor(), Tensor(), Tensor()};
-  Tensor h_prev = h_states.narrow(0, 0, steps);
-  return {y, h_T, xw, gh_n_all, h_prev, rmask ? h_in_all : h_prev};
+  Tensor h_prev = h_states.tensor.narrow(0, 0, steps);
+  return {y, h_T, xw, gh_n_all.tensor, h_prev, rmask ? h_in_all.tensor : h_prev};
 }
 
 template <typename T>
@@ -84,11 +84,11 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   T* dh_p = dh.data_ptr<T>();
 
   for (int64_t t = steps - 1; t >= 0; --t) {
-    const T* g_t = gates[t].data_ptr<T>();
-    const T* ghn_t = gh_n[t].data_ptr<T>();
-    const T* hp_t = h_prev[t].data_ptr<T>();
-    T* dgx_t = d_gx[t].data_ptr<T>();
-    T* dgh_t = d_gh[t].data_ptr<T>();
+    const T* g_t = step_ptr<T>(gates, t);
+    const T* ghn_t = step_ptr<T>(gh_n, t);
+    const T* hp_t = step_ptr<T>(h_prev, t);
+    T* dgx_t = step_ptr<T>(d_gx, t);
+    T* dgh_t = step_ptr<T>(d_gh, t);
     for_rows(B, G, [&](int64_t b) {
       const T* r = g_t + b * G;
       const T* z = r + H;
@@ -126,7 +126,30 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   return {d_gx, d_gh, dh};
 }
 
+// One step from x_t (the streaming path): input projection here, then forward() with T = 1.
+template <typename T>
+Tensor step(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tensor& w_hh, const OptTensor& b_ih,
+            const OptTensor& b_hh, Act act, Act ract) {
+  const int64_t B = x.size(0), I = x.size(1), G = w_ih.size(0);
+  Tensor xw = at::empty({1, B, G}, x.options());
+  T* a = xw.data_ptr<T>();
+  const T* bi = ptr_or_null<T>(b_ih);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t j = 0; j < G; ++j) a[b * G + j] = bi ? bi[j] : T(0);
+  }
+  WeightGemm<T>(w_ih, /*trans=*/true, B, /*pack=*/false).run(x.data_ptr<T>(), I, T(1), a, G);
+  return forward<T>(xw, h, w_hh, b_hh, OptTensor(), OptTensor(), OptTensor(), act, ract, /*store=*/false)[1];
+}
+
 }  // namespace
+
+Tensor gru_step(Tensor x, Tensor h, Tensor w_ih, Tensor w_hh, OptTensor b_ih, OptTensor b_hh, std::string act,
+                std::string ract) {
+  check_inputs("gru_step", x, {&h, &w_ih, &w_hh}, {&b_ih, &b_hh});
+  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_step", [&] {
+    return step<scalar_t>(x, h, w_ih, w_hh, b_ih, b_hh, parse_act(act), parse_act(ract));
+  });
+}
 
 std::vector<Tensor> gru_forward_steps(Tensor xw, Tensor h0, Tensor w_hh, OptTensor b_hh, OptTensor rmask,
                                       OptTensor keep_h, OptTensor out_mask, std::string act, std::string ract,

@@ -29,21 +29,27 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   const bool proj = w_hr && w_hr->defined(), peep = cell == Cell::Peephole, cifg = cell == Cell::Cifg,
              ln = cell == Cell::LayerNorm;
   auto opts = xw.options();
-  auto buf = [&](std::initializer_list<int64_t> shape) { return at::empty(shape, opts); };
-  const int64_t kept = store ? steps + 1 : 2;     // all states for backward, or two to alternate
+  const int64_t n = store ? steps : 1;            // per-step buffers keep every step, or reuse one
 
-  Tensor h_states = buf({kept, B, P}), c_states = buf({kept, B, H});
-  h_states[0].copy_(h0);
-  c_states[0].copy_(c0);
-  Tensor y = buf({steps, B, P});
-  Tensor h_in_all = rmask ? buf({store ? steps : 1, B, P}) : none();
-  Tensor c_new_all = peep && store ? buf({steps, B, H}) : none();
-  Tensor c_new_row = buf({B, H});
-  Tensor phic_all = buf({store ? steps : 1, B, H});
-  Tensor h_core_all = proj ? buf({store ? steps : 1, B, H}) : none();
-  Tensor hw = ln ? buf({B, G}) : none();
-  Tensor h_hat_all = ln ? buf({store ? steps : 1, B, G}) : none(), h_rstd_all = ln ? buf({steps, B, 1}) : none();
-  Tensor c_hat_all = ln ? buf({store ? steps : 1, B, H}) : none(), c_rstd_all = ln ? buf({steps, B, 1}) : none();
+  // States: all T + 1 when backward needs them (c_prev and h_in are views of these), else two
+  // to alternate.
+  Slots<T> h_states(store ? steps + 1 : 2, B, P, opts), c_states(store ? steps + 1 : 2, B, H, opts);
+  std::memcpy(h_states[0], h0.data_ptr<T>(), sizeof(T) * B * P);
+  std::memcpy(c_states[0], c0.data_ptr<T>(), sizeof(T) * B * H);
+  Tensor y = at::empty({steps, B, P}, opts);
+  Slots<T> h_in_all, c_new_all, h_core_all, h_hat_all, c_hat_all, hw, c_new_row;
+  if (rmask) h_in_all = Slots<T>(n, B, P, opts);
+  if (peep && store) c_new_all = Slots<T>(steps, B, H, opts); else c_new_row = Slots<T>(1, B, H, opts);
+  Slots<T> phic_all(n, B, H, opts);
+  if (proj) h_core_all = Slots<T>(n, B, H, opts);
+  Slots<T> h_rstd_all, c_rstd_all;
+  if (ln) {
+    hw = Slots<T>(1, B, G, opts);
+    h_hat_all = Slots<T>(n, B, G, opts);
+    c_hat_all = Slots<T>(n, B, H, opts);
+    h_rstd_all = Slots<T>(steps, B, 1, opts);
+    c_rstd_all = Slots<T>(steps, B, 1, opts);
+  }
 
   const bool pack = steps > 1 && std::getenv("LSTMKIT_NOPACK") == nullptr;
   WeightGemm<T> gemm_hh(w_hh, /*trans=*/true, B, pack);
@@ -61,38 +67,38 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
 
   for (int64_t t = 0; t < steps; ++t) {
     const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2, at_t = store ? t : 0;
-    T* h = h_states[slot].data_ptr<T>();
-    T* c = c_states[slot].data_ptr<T>();
-    T* h_next = h_states[next].data_ptr<T>();
-    T* c_next = c_states[next].data_ptr<T>();
+    T* h = h_states[slot];
+    T* c = c_states[slot];
+    T* h_next = h_states[next];
+    T* c_next = c_states[next];
     T* a = xw_p + t * B * G;                      // becomes the gate activations in place
 
     const T* h_in = h;
     if (rm) {
-      T* hi = h_in_all[at_t].data_ptr<T>();
+      T* hi = h_in_all[at_t];
       for (int64_t k = 0; k < B * P; ++k) hi[k] = h[k] * rm[k];
       h_in = hi;
     }
     if (ln) {
-      gemm_hh.run(h_in, P, T(0), hw.data_ptr<T>(), G);
+      gemm_hh.run(h_in, P, T(0), hw[0], G);
     } else {
       gemm_hh.run(h_in, P, T(1), a, G);         // a = xw_t + h_in W_hh^T
     }
 
-    T* phic = phic_all[at_t].data_ptr<T>();
-    T* h_core = proj ? h_core_all[at_t].data_ptr<T>() : nullptr;
-    T* cn_all = peep && store ? c_new_all[t].data_ptr<T>() : c_new_row.data_ptr<T>();
-    T* h_hat = ln ? h_hat_all[at_t].data_ptr<T>() : nullptr;
-    T* c_hat = ln ? c_hat_all[at_t].data_ptr<T>() : nullptr;
-    T* h_rstd = ln ? h_rstd_all[t].data_ptr<T>() : nullptr;
-    T* c_rstd = ln ? c_rstd_all[t].data_ptr<T>() : nullptr;
-    T* y_t = y[t].data_ptr<T>();
+    T* phic = phic_all[at_t];
+    T* h_core = h_core_all[at_t];
+    T* cn_all = peep && store ? c_new_all[t] : c_new_row[0];
+    T* h_hat = h_hat_all[at_t];
+    T* c_hat = c_hat_all[at_t];
+    T* h_rstd = h_rstd_all[t];
+    T* c_rstd = c_rstd_all[t];
+    T* y_t = step_ptr<T>(y, t);
 
     for_rows(B, G, [&](int64_t b) {
       T* ar = a + b * G;
       if (ln) {
         T* hh = h_hat + b * G;
-        h_rstd[b] = normalise_row(hw.data_ptr<T>() + b * G, hh, G);
+        h_rstd[b] = normalise_row(hw[0] + b * G, hh, G);
         for (int64_t j = 0; j < G; ++j) ar[j] += hh[j] * gain_hh[j] + (bh ? bh[j] : T(0));
       }
       const T* cp = c + b * H;
@@ -160,11 +166,13 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   }
 
   const int64_t last = store ? steps : steps % 2;
-  Tensor h_T = h_states[last].clone(), c_T = c_states[last].clone();
+  Tensor h_T = at::empty({B, P}, opts), c_T = at::empty({B, H}, opts);
+  std::memcpy(h_T.data_ptr<T>(), h_states[last], sizeof(T) * B * P);
+  std::memcpy(c_T.data_ptr<T>(), c_states[last], sizeof(T) * B * H);
   if (!store) return {y, h_T, c_T, none(), none(), none(), none(), none(), none(), none(), none(), none(), none()};
-  Tensor h_in_saved = rmask ? h_in_all : h_states.narrow(0, 0, steps);
-  return {y, h_T, c_T, xw, c_states.narrow(0, 0, steps), c_new_all, phic_all, h_in_saved, h_core_all,
-          h_hat_all, h_rstd_all, c_hat_all, c_rstd_all};
+  Tensor h_in_saved = rmask ? h_in_all.tensor : h_states.tensor.narrow(0, 0, steps);
+  return {y, h_T, c_T, xw, c_states.tensor.narrow(0, 0, steps), c_new_all.tensor, phic_all.tensor, h_in_saved,
+          h_core_all.tensor, h_hat_all.tensor, h_rstd_all.tensor, c_hat_all.tensor, c_rstd_all.tensor};
 }
 
 template <typename T>
@@ -205,7 +213,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
 
   for (int64_t t = steps - 1; t >= 0; --t) {
     // dh_t splits into the part that reaches h~_t and the part zoneout / lengths keep.
-    T* dh_new = proj ? dh_new_all[t].data_ptr<T>() : dm;
+    T* dh_new = proj ? step_ptr<T>(dh_new_all, t) : dm;
     for_rows(B, P, [&](int64_t b) {
       const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
       for (int64_t j = 0; j < P; ++j) {
@@ -217,16 +225,16 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     });
     if (proj) gemm_hr->run(dh_new, P, T(0), dm, H);   // dm = dh~ W_hr
 
-    const T* g_t = gates[t].data_ptr<T>();
-    const T* phic_t = phic[t].data_ptr<T>();
-    const T* cp_t = c_prev[t].data_ptr<T>();
-    T* dpre_t = d_pre[t].data_ptr<T>();
-    T* dphi_t = ln ? d_c_norm[t].data_ptr<T>() : dphi_buf.data_ptr<T>();
-    const T* c_hat_t = ln ? c_hat->operator[](t).data_ptr<T>() : nullptr;
-    const T* h_hat_t = ln ? h_hat->operator[](t).data_ptr<T>() : nullptr;
-    const T* c_rstd_t = ln ? c_rstd->operator[](t).data_ptr<T>() : nullptr;
-    const T* h_rstd_t = ln ? h_rstd->operator[](t).data_ptr<T>() : nullptr;
-    T* d_hw_t = ln ? d_hw[t].data_ptr<T>() : nullptr;
+    const T* g_t = step_ptr<T>(gates, t);
+    const T* phic_t = step_ptr<T>(phic, t);
+    const T* cp_t = step_ptr<T>(c_prev, t);
+    T* dpre_t = step_ptr<T>(d_pre, t);
+    T* dphi_t = ln ? step_ptr<T>(d_c_norm, t) : dphi_buf.data_ptr<T>();
+    const T* c_hat_t = ln ? step_ptr<T>(c_hat, t) : nullptr;
+    const T* h_hat_t = ln ? step_ptr<T>(h_hat, t) : nullptr;
+    const T* c_rstd_t = ln ? step_ptr<T>(c_rstd, t) : nullptr;
+    const T* h_rstd_t = ln ? step_ptr<T>(h_rstd, t) : nullptr;
+    T* d_hw_t = ln ? step_ptr<T>(d_hw, t) : nullptr;
 
     for_rows(B, G, [&](int64_t b) {
       const T* gr = g_t + b * G;
@@ -297,7 +305,49 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   return {d_pre, d_hw, dh_new_all, d_c_norm, dh, dc};
 }
 
+// One step from x_t: the input projection (and its layer norm) here, then forward() with T = 1
+// and nothing stored. The streaming path: no Python between the GEMMs.
+template <typename T>
+std::vector<Tensor> step(const Tensor& x, const Tensor& h, const Tensor& c, const Tensor& w_ih, const Tensor& w_hh,
+                         const OptTensor& b_ih, const OptTensor& b_hh, const OptTensor& w_hr,
+                         const OptTensor& w_peep, const OptTensor& ln_gain_ih, const OptTensor& ln_gain_hh,
+                         const OptTensor& ln_gain_c, const OptTensor& ln_bias_c, Cell cell, Act act, Act ract) {
+  const int64_t B = x.size(0), I = x.size(1), G = w_ih.size(0);
+  const bool ln = cell == Cell::LayerNorm;
+  Tensor xw = at::empty({1, B, G}, x.options());
+  T* a = xw.data_ptr<T>();
+  const T* bi = ptr_or_null<T>(b_ih);
+  const T* bh = ln ? nullptr : ptr_or_null<T>(b_hh);   // outside a norm both biases fold in
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t j = 0; j < G; ++j) a[b * G + j] = ln ? T(0) : (bi ? bi[j] : T(0)) + (bh ? bh[j] : T(0));
+  }
+  WeightGemm<T>(w_ih, /*trans=*/true, B, /*pack=*/false).run(x.data_ptr<T>(), I, T(1), a, G);
+  if (ln) {
+    const T* gain = ln_gain_ih->data_ptr<T>();
+    std::vector<T> hat(G);
+    for (int64_t b = 0; b < B; ++b) {
+      normalise_row(a + b * G, hat.data(), G);
+      for (int64_t j = 0; j < G; ++j) a[b * G + j] = hat[j] * gain[j] + (bi ? bi[j] : T(0));
+    }
+  }
+  auto out = forward<T>(xw, h, c, w_hh, ln ? b_hh : OptTensor(), w_hr, w_peep, ln_gain_hh, ln_gain_c, ln_bias_c,
+                        OptTensor(), OptTensor(), OptTensor(), OptTensor(), cell, act, ract, /*store=*/false);
+  return {out[1], out[2]};
+}
+
 }  // namespace
+
+std::vector<Tensor> lstm_step(Tensor x, Tensor h, Tensor c, Tensor w_ih, Tensor w_hh, OptTensor b_ih, OptTensor b_hh,
+                              OptTensor w_hr, OptTensor w_peep, OptTensor ln_gain_ih, OptTensor ln_gain_hh,
+                              OptTensor ln_gain_c, OptTensor ln_bias_c, std::string cell, std::string act,
+                              std::string ract) {
+  check_inputs("lstm_step", x, {&h, &c, &w_ih, &w_hh},
+               {&b_ih, &b_hh, &w_hr, &w_peep, &ln_gain_ih, &ln_gain_hh, &ln_gain_c, &ln_bias_c});
+  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_step", [&] {
+    return step<scalar_t>(x, h, c, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c,
+                          ln_bias_c, parse_cell(cell), parse_act(act), parse_act(ract));
+  });
+}
 
 std::vector<Tensor> lstm_forward_steps(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor b_hh, OptTensor w_hr,
                                        OptTensor w_peep, OptTensor ln_gain_hh, OptTensor ln_gain_c,

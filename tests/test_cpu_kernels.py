@@ -1,0 +1,194 @@
+"""The fused C++ loops (ops/cpu) and the plain-torch loops against the reference equations on
+randomised configurations (hypothesis), and the streaming step() against forward()."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lstmkit.nn as lnn
+from lstmkit import ops
+from lstmkit.ops import cpu, gru_steps, lstm_steps, reference
+from lstmkit.ops.gru_bptt import GRUFunction
+from lstmkit.ops.lstm_bptt import LSTMFunction
+
+from factories import random_gru_weights, random_lstm_weights
+
+FORCED_PLAIN = os.environ.get("LSTMKIT_BACKEND", "").lower() == "torch"
+IMPLEMENTATIONS = {"plain": (lstm_steps, gru_steps), "fused": (cpu.lstm_steps, cpu.gru_steps)}
+TOL = {torch.float32: dict(atol=1e-5, rtol=1e-5), torch.float64: dict(atol=1e-10, rtol=1e-10)}
+
+
+def test_the_fused_kernels_build():
+    if FORCED_PLAIN:
+        pytest.skip("LSTMKIT_BACKEND=torch asks for the plain-torch loops")
+    assert cpu.load() is not None, f"the C++ kernels did not build: {cpu.build_error()}"
+    assert ops.backend() == "cpu-fused"
+
+
+def implementations():
+    return ["plain"] if FORCED_PLAIN else ["plain", "fused"]
+
+
+@st.composite
+def configurations(draw):
+    cell = draw(st.sampled_from(list(ops.CELLS) + ["gru"]))
+    # Layer norm over a single unit divides 0 by sqrt(eps): its gradient is noise amplified
+    # 300-fold, so the layernorm cell gets H >= 2.
+    H = draw(st.integers(2 if cell == "layernorm" else 1, 6))
+    T = draw(st.integers(1, 7))
+    B = draw(st.integers(1, 5))
+    return dict(
+        cell=cell,
+        T=T, B=B, I=draw(st.integers(1, 6)), H=H,
+        proj=draw(st.integers(0, H - 1)),
+        bias=draw(st.booleans()),
+        lengths=draw(st.one_of(st.none(), st.lists(st.integers(1, T), min_size=B, max_size=B))),
+        recurrent_dropout=draw(st.booleans()),
+        zoneout=draw(st.sampled_from([None, "train", "eval"])),
+        acts=draw(st.sampled_from([("tanh", "sigmoid"), ("relu", "hard_sigmoid"), ("linear", "sigmoid"),
+                                   ("sigmoid", "tanh")])),
+        dtype=draw(st.sampled_from([torch.float32, torch.float64])),
+        noncontiguous=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**31 - 1)),
+        impl=draw(st.sampled_from(implementations())),
+    )
+
+
+def as_float64(t):
+    return None if t is None else t.detach().double().requires_grad_(t.requires_grad)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(configurations())
+def test_loops_match_the_reference(cfg):
+    """Outputs and every gradient of the hand-written passes, with the fused or the plain
+    loops, against autograd through the reference equations run in float64 on the same values
+    (the exact answer, to fp32's eyes)."""
+    g = torch.Generator().manual_seed(cfg["seed"])
+    dtype, T, B, I, H = cfg["dtype"], cfg["T"], cfg["B"], cfg["I"], cfg["H"]
+    gru = cfg["cell"] == "gru"
+    P = H if gru else (cfg["proj"] or H)
+    if gru:
+        w = random_gru_weights(I, H, cfg["bias"], dtype, g)
+    else:
+        w = random_lstm_weights(cfg["cell"], I, H, cfg["proj"], cfg["bias"], dtype, g)
+    if cfg["noncontiguous"]:   # x as a transposed view, as batch_first input arrives
+        x = torch.randn(B, T, I, dtype=dtype, generator=g).transpose(0, 1).requires_grad_()
+    else:
+        x = torch.randn(T, B, I, dtype=dtype, generator=g, requires_grad=True)
+    h0 = torch.randn(B, P, dtype=dtype, generator=g, requires_grad=True)
+    c0 = torch.randn(B, H, dtype=dtype, generator=g, requires_grad=True)
+    lengths = None if cfg["lengths"] is None else torch.tensor(cfg["lengths"])
+    rmask = (torch.rand(B, P, generator=g) > 0.3).to(dtype) / 0.7 if cfg["recurrent_dropout"] else None
+    zh = zc = None
+    if cfg["zoneout"] == "train":
+        zh = (torch.rand(T, B, P, generator=g) < 0.3).to(dtype)
+        zc = (torch.rand(T, B, H, generator=g) < 0.3).to(dtype)
+    elif cfg["zoneout"] == "eval":
+        zh = torch.tensor(0.2, dtype=dtype).expand(T, B, P)
+        zc = torch.tensor(0.1, dtype=dtype).expand(T, B, H)
+    act, ract = cfg["acts"]
+    opts = dict(activation=act, recurrent_activation=ract, lengths=lengths, recurrent_mask=rmask, zoneout_h=zh)
+    keep_h, keep_c, out_mask = ops.step_masks(T, lengths, zh, zc, x)
+    steps = IMPLEMENTATIONS[cfg["impl"]][1 if gru else 0]
+    x64, h64, c64 = as_float64(x), as_float64(h0), as_float64(c0)
+    w64 = type(w)(*(as_float64(t) for t in w))
+    opts64 = {k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in opts.items()}
+    if gru:
+        expected = reference.gru_from_weights(x64, h64, w64, **opts64)
+        got = GRUFunction.apply(x, h0, rmask, keep_h, out_mask, (act, ract, steps), *w)
+        inputs, inputs64 = [x, h0], [x64, h64]
+    else:
+        expected = reference.lstm(x64, h64, c64, w64, cfg["cell"], zoneout_c=as_float64(zc), **opts64)
+        expected = (expected[0], *expected[1])
+        got = LSTMFunction.apply(x, h0, c0, rmask, keep_h, keep_c, out_mask, (cfg["cell"], act, ract, steps), *w)
+        inputs, inputs64 = [x, h0, c0], [x64, h64, c64]
+    inputs += [t for t in w if t is not None]
+    inputs64 += [t for t in w64 if t is not None]
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b.to(dtype), **TOL[dtype])
+    cot = [torch.randn(v.shape, dtype=torch.float64, generator=g) for v in got]
+    grads = torch.autograd.grad(sum((v * c.to(dtype)).sum() for v, c in zip(got, cot)), inputs)
+    grads_ref = torch.autograd.grad(sum((v * c).sum() for v, c in zip(expected, cot)), inputs64)
+    for a, b in zip(grads, grads_ref):
+        torch.testing.assert_close(a, b.to(dtype), **TOL[dtype])
+
+
+@pytest.mark.parametrize("impl", implementations())
+@pytest.mark.parametrize("cell", list(ops.CELLS) + ["gru"])
+def test_inference_loops_store_nothing_and_agree(impl, cell, gen):
+    """store=False (the no_grad path) gives the training path's outputs and keeps no activations."""
+    w = random_gru_weights(3, 4, generator=gen) if cell == "gru" else random_lstm_weights(cell, 3, 4, 2, generator=gen)
+    x = torch.randn(6, 2, 3, dtype=torch.float64, generator=gen)
+    xw = torch.randn(6, 2, 12 if cell in ("gru", "cifg") else 16, dtype=torch.float64, generator=gen)
+    steps = IMPLEMENTATIONS[impl][1 if cell == "gru" else 0]
+    if cell == "gru":
+        h0 = torch.zeros(2, 4, dtype=torch.float64)
+        stored = steps.forward_steps(xw.clone(), h0, w.w_hh, w.b_hh, None, None, None, "tanh", "sigmoid", True)
+        bare = steps.forward_steps(xw.clone(), h0, w.w_hh, w.b_hh, None, None, None, "tanh", "sigmoid", False)
+        n_out = 2
+    else:
+        h0, c0 = torch.zeros(2, 2, dtype=torch.float64), torch.zeros(2, 4, dtype=torch.float64)
+        args = (w.w_hh, w.b_hh if cell == "layernorm" else None, w.w_hr, w.w_peep, w.ln_gain_hh, w.ln_gain_c,
+                w.ln_bias_c, None, None, None, None, cell, "tanh", "sigmoid")
+        stored = steps.forward_steps(xw.clone(), h0, c0, *args, True)
+        bare = steps.forward_steps(xw.clone(), h0, c0, *args, False)
+        n_out = 3
+    for a, b in zip(stored[:n_out], bare[:n_out]):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    assert all(v is None for v in bare[n_out:])
+    del x
+
+
+STEP_CASES = [
+    ("LSTM", dict()), ("LSTM", dict(cell="peephole", num_layers=2)), ("LSTM", dict(cell="cifg", proj_size=3)),
+    ("LSTM", dict(cell="layernorm", num_layers=3, proj_size=2, activation="relu")),
+    ("GRU", dict()), ("GRU", dict(num_layers=2, recurrent_activation="hard_sigmoid")),
+]
+
+
+@pytest.mark.parametrize("mode,kwargs", STEP_CASES)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_step_equals_forward(mode, kwargs, batch):
+    torch.manual_seed(0)
+    layer = getattr(lnn, mode)(4, 5, **kwargs).double().eval()
+    x = torch.randn(7, batch, 4, dtype=torch.float64)
+    with torch.no_grad():
+        y, final = layer(x)
+        state, outs = None, []
+        for t in range(7):
+            out, state = layer.step(x[t], state)
+            outs.append(out)
+    torch.testing.assert_close(torch.stack(outs), y, atol=1e-12, rtol=0)
+    for a, b in zip(state if isinstance(state, tuple) else (state,), final if isinstance(final, tuple) else (final,)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_step_unbatched_batch_first_and_with_gradient():
+    torch.manual_seed(0)
+    layer = lnn.LSTM(4, 5, num_layers=2, batch_first=True).double()
+    x = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    y, (h, c) = layer(x)                         # unbatched [T, I]
+    state, outs = None, []
+    for t in range(6):                           # training mode, gradient on: the forward() path
+        out, state = layer.step(x[t], state)
+        outs.append(out)
+    torch.testing.assert_close(torch.stack(outs), y, atol=1e-12, rtol=0)
+    assert state[0].shape == h.shape == (2, 5)
+    g_step = torch.autograd.grad(torch.stack(outs).sum(), x)[0]
+    g_full = torch.autograd.grad(layer(x)[0].sum(), x)[0]
+    torch.testing.assert_close(g_step, g_full, atol=1e-12, rtol=0)
+
+
+def test_step_refuses_bidirectional_and_bad_input():
+    with pytest.raises(ValueError, match="bidirectional layer needs the whole sequence"):
+        lnn.LSTM(4, 5, bidirectional=True).step(torch.randn(2, 4))
+    with pytest.raises(ValueError, match=r"\[batch, 4\] or \[4\], got shape \(2, 3\)"):
+        lnn.GRU(4, 5).step(torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"h_0 must have shape \(1, 2, 5\)"):
+        lnn.LSTM(4, 5).step(torch.randn(2, 4), (torch.zeros(1, 3, 5), torch.zeros(1, 2, 5)))
