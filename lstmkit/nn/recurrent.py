@@ -138,7 +138,7 @@ class RecurrentLayer(nn.Module):
         steps; its state stops there and its outputs after that are zero.
         Returns (output, state) shaped as torch.nn.LSTM / GRU return them."""
         x, lengths, unbatched, packed = self._prepare_input(input, lengths)
-        states = self._prepare_state(hx, x, unbatched)
+        states = self._prepare_state(hx, x, x.shape[1], unbatched)
         output, final = self._run_layers(x, states, lengths)
         return self._finish(output, final, unbatched, packed)
 
@@ -166,16 +166,20 @@ class RecurrentLayer(nn.Module):
             output, new_state = self.forward(seq, state)
             output = output.select(1 if self.batch_first else 0, 0)
             return self._unbatch_step(output, new_state, unbatched)
-        states = self._prepare_state(state, x.unsqueeze(0), unbatched)
-        finals = [[] for _ in states]
-        layer_input = x
-        for layer in range(self.num_layers):
-            new = self._step_layer(layer_input, tuple(s[layer] for s in states), layer)
-            for store, value in zip(finals, new):
-                store.append(value)
-            layer_input = new[0]
-        final = tuple(f[0].unsqueeze(0) if len(f) == 1 else torch.stack(f) for f in finals)
-        return self._unbatch_step(layer_input, final if len(final) > 1 else final[0], unbatched)
+        states = self._prepare_state(state, x, x.shape[0], unbatched)
+        if self.num_layers == 1:   # the kernel reads [1, B, N] states as they are: no views per call
+            final = self._step_layer(x, states, 0)
+            output = final[0].view(x.shape[0], -1)
+        else:
+            finals = [[] for _ in states]
+            output = x
+            for layer in range(self.num_layers):
+                new = self._step_layer(output, tuple(s[layer] for s in states), layer)
+                for store, value in zip(finals, new):
+                    store.append(value)
+                output = new[0]
+            final = tuple(torch.stack(f) for f in finals)
+        return self._unbatch_step(output, final if len(final) > 1 else final[0], unbatched)
 
     def _fast_step_possible(self, x: Tensor) -> bool:
         if self.training and (self.dropout or self.recurrent_dropout or any(self.zoneout)):
@@ -208,7 +212,7 @@ class RecurrentLayer(nn.Module):
         x, lengths, unbatched, packed = self._prepare_input(input, lengths)
         if packed is not None:
             raise ValueError("trace() takes a padded tensor with lengths=, not a PackedSequence")
-        states = self._prepare_state(hx, x, unbatched)
+        states = self._prepare_state(hx, x, x.shape[1], unbatched)
         records: list[dict] = []
         with torch.no_grad():
             self._run_layers(x, states, lengths, records=records)
@@ -244,13 +248,16 @@ class RecurrentLayer(nn.Module):
         return x, check_lengths(lengths, x.shape[1], x.shape[0]), unbatched, None
 
     def _dtype(self) -> torch.dtype:
-        return getattr(self, self._flat_weights_names[0]).dtype
+        return self._parameters[self._flat_weights_names[0]].dtype
 
-    def _prepare_state(self, hx, x: Tensor, unbatched: bool) -> tuple[Tensor, ...]:
-        LD, B = self.num_layers * self.num_directions, x.shape[1]
+    def _prepare_state(self, hx, like: Tensor, batch: int, unbatched: bool) -> tuple[Tensor, ...]:
+        """The initial states each [L*D, B, N], checked (zeros like `like` when hx is None)."""
+        LD, B = self.num_layers * self.num_directions, batch
         sizes = self._state_sizes()
         if hx is None:
-            return tuple(x.new_zeros(LD, B, n) for n in sizes)
+            return tuple(like.new_zeros(LD, B, n) for n in sizes)
+        if not unbatched and self._state_fits(hx, LD, B, sizes, like.dtype):
+            return (hx,) if isinstance(hx, Tensor) else tuple(hx)
         given = (hx,) if isinstance(hx, Tensor) else tuple(hx)
         if len(given) != len(sizes):
             want = "a tensor h_0" if len(sizes) == 1 else "a tuple (h_0, c_0)"
@@ -259,6 +266,15 @@ class RecurrentLayer(nn.Module):
             check_state(name, value, (LD, B, n), self._dtype(), unbatched)
             for name, value, n in zip(self.state_names, given, sizes)
         )
+
+    @staticmethod
+    def _state_fits(hx, LD: int, B: int, sizes, dtype) -> bool:
+        """A quick yes for a state of exactly the right shapes and dtype (the streaming case);
+        anything else goes through the checks that explain what is wrong."""
+        given = (hx,) if isinstance(hx, Tensor) else hx
+        if not isinstance(given, tuple) or len(given) != len(sizes):
+            return False
+        return all(isinstance(s, Tensor) and s.dtype == dtype and s.shape == (LD, B, n) for s, n in zip(given, sizes))
 
     def _run_layers(self, x: Tensor, states: tuple[Tensor, ...], lengths: Optional[Tensor], records=None):
         """Run every layer and direction. x [T, B, I]; states each [L*D, B, N].

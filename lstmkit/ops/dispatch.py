@@ -28,9 +28,12 @@ def backend(device: str = "cpu") -> str:
     return "torch"
 
 
+_FUSED_DTYPES = (torch.float32, torch.float64)
+
+
 def _steps_for(x: Tensor, fused, plain):
     """The fused C++ loops for float32/float64 CPU tensors when they built, else plain torch."""
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and cpu.load() is not None:
+    if x.device.type == "cpu" and x.dtype in _FUSED_DTYPES and cpu.load() is not None:
         return fused
     return plain
 
@@ -118,19 +121,21 @@ def gru(
 def lstm_step(x: Tensor, h: Tensor, c: Tensor, weights: LSTMWeights, *, cell: str = "vanilla",
               activation: str = "tanh", recurrent_activation: str = "sigmoid") -> tuple[Tensor, Tensor]:
     """One LSTM step for streaming, storing nothing for backward (use lstm() with T = 1 to train).
-    x [B, I], h [B, P], c [B, H] -> (h' [B, P], c' [B, H])."""
-    ext = cpu.load() if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) else None
+    x [B, I], h [.., B, P], c [.., B, H] -> (h', c') in the shapes of h and c."""
+    ext = cpu.load() if x.device.type == "cpu" and x.dtype in _FUSED_DTYPES else None
     if ext is not None:
-        return tuple(ext.lstm_step(x.contiguous(), h.contiguous(), c.contiguous(), *weights,
-                                   cell, activation, recurrent_activation))
-    _, h, c, _ = lstm_forward(x.unsqueeze(0), h, c, weights, cell, activation, recurrent_activation, store=False)
-    return h, c
+        return tuple(ext.lstm_step(x, h, c, *weights, cell, activation, recurrent_activation))
+    _, h2, c2, _ = lstm_forward(x.unsqueeze(0), h.reshape(x.shape[0], -1), c.reshape(x.shape[0], -1), weights,
+                                cell, activation, recurrent_activation, store=False)
+    return h2.reshape(h.shape), c2.reshape(c.shape)
 
 
 def gru_step(x: Tensor, h: Tensor, weights: GRUWeights, *, activation: str = "tanh",
              recurrent_activation: str = "sigmoid") -> Tensor:
-    """One GRU step for streaming, storing nothing. x [B, I], h [B, H] -> h' [B, H]."""
-    ext = cpu.load() if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) else None
+    """One GRU step for streaming, storing nothing. x [B, I], h [.., B, H] -> h' in h's shape."""
+    ext = cpu.load() if x.device.type == "cpu" and x.dtype in _FUSED_DTYPES else None
     if ext is not None:
-        return ext.gru_step(x.contiguous(), h.contiguous(), *weights, activation, recurrent_activation)
-    return gru_forward(x.unsqueeze(0), h, weights, activation, recurrent_activation, store=False)[1]
+        return ext.gru_step(x, h, *weights, activation, recurrent_activation)
+    h2 = gru_forward(x.unsqueeze(0), h.reshape(x.shape[0], -1), weights, activation, recurrent_activation,
+                     store=False)[1]
+    return h2.reshape(h.shape)

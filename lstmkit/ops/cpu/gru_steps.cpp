@@ -10,7 +10,7 @@ template <typename T>
 std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, const OptTensor& b_hh,
                             const OptTensor& rmask, const OptTensor& keep_h_t, const OptTensor& out_mask_t, Act act,
                             Act ract, bool store) {
-  const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = h0.size(1);
+  const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = h0.size(-1);   // h0 [.., B, H]
   auto opts = xw.options();
   const int64_t n = store ? steps : 1;
   Slots<T> h_states(store ? steps + 1 : 2, B, H, opts);   // h_prev and h_in are views of these
@@ -61,7 +61,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
       }
     });
   }
-  Tensor h_T = at::empty({B, H}, opts);
+  Tensor h_T = at::empty(h0.sizes(), opts);
   std::memcpy(h_T.data_ptr<T>(), h_states[store ? steps : steps % 2], sizeof(T) * B * H);
   if (!store) return {y, h_T, Tensor(), Tensor(), Tensor(), Tensor()};
   Tensor h_prev = h_states.tensor.narrow(0, 0, steps);
@@ -145,6 +145,8 @@ Tensor step(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tensor& 
 
 Tensor gru_step(Tensor x, Tensor h, Tensor w_ih, Tensor w_hh, OptTensor b_ih, OptTensor b_hh, std::string act,
                 std::string ract) {
+  x = x.contiguous();
+  h = h.contiguous();
   check_inputs("gru_step", x, {&h, &w_ih, &w_hh}, {&b_ih, &b_hh});
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_step", [&] {
     return step<scalar_t>(x, h, w_ih, w_hh, b_ih, b_hh, parse_act(act), parse_act(ract));

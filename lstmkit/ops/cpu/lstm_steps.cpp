@@ -25,7 +25,8 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
                             const OptTensor& ln_gain_c, const OptTensor& ln_bias_c, const OptTensor& rmask,
                             const OptTensor& keep_h_t, const OptTensor& keep_c_t, const OptTensor& out_mask_t,
                             Cell cell, Act act, Act ract, bool store) {
-  const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = c0.size(1), P = h0.size(1);
+  // h0 [.., B, P] and c0 [.., B, H]: read as B rows; h_T, c_T come back in their shapes.
+  const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = c0.size(-1), P = h0.size(-1);
   const bool proj = w_hr && w_hr->defined(), peep = cell == Cell::Peephole, cifg = cell == Cell::Cifg,
              ln = cell == Cell::LayerNorm;
   auto opts = xw.options();
@@ -166,7 +167,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   }
 
   const int64_t last = store ? steps : steps % 2;
-  Tensor h_T = at::empty({B, P}, opts), c_T = at::empty({B, H}, opts);
+  Tensor h_T = at::empty(h0.sizes(), opts), c_T = at::empty(c0.sizes(), opts);
   std::memcpy(h_T.data_ptr<T>(), h_states[last], sizeof(T) * B * P);
   std::memcpy(c_T.data_ptr<T>(), c_states[last], sizeof(T) * B * H);
   if (!store) return {y, h_T, c_T, none(), none(), none(), none(), none(), none(), none(), none(), none(), none()};
@@ -341,6 +342,9 @@ std::vector<Tensor> lstm_step(Tensor x, Tensor h, Tensor c, Tensor w_ih, Tensor 
                               OptTensor w_hr, OptTensor w_peep, OptTensor ln_gain_ih, OptTensor ln_gain_hh,
                               OptTensor ln_gain_c, OptTensor ln_bias_c, std::string cell, std::string act,
                               std::string ract) {
+  x = x.contiguous();
+  h = h.contiguous();
+  c = c.contiguous();
   check_inputs("lstm_step", x, {&h, &c, &w_ih, &w_hh},
                {&b_ih, &b_hh, &w_hr, &w_peep, &ln_gain_ih, &ln_gain_hh, &ln_gain_c, &ln_bias_c});
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_step", [&] {
