@@ -37,9 +37,10 @@ def implementations():
 @st.composite
 def configurations(draw):
     cell = draw(st.sampled_from(list(ops.CELLS) + ["gru"]))
-    # Layer norm over a single unit divides 0 by sqrt(eps): its gradient is noise amplified
-    # 300-fold, so the layernorm cell gets H >= 2.
-    H = draw(st.integers(2 if cell == "layernorm" else 1, 6))
+    # Layer norm over one or two units is ill-conditioned (over one it divides 0 by sqrt(eps),
+    # over two its output is +-1 and its gradient grows as 1 / |c_1 - c_2|): float32 rounding
+    # is amplified past any fixed tolerance, so the layernorm cell gets H >= 4.
+    H = draw(st.integers(4 if cell == "layernorm" else 1, 6))
     T = draw(st.integers(1, 7))
     B = draw(st.integers(1, 5))
     return dict(
