@@ -59,6 +59,23 @@ def step_masks(
     return keep_h, keep_c, active
 
 
+def _bf16_inference(x: Tensor, needs_grad: bool) -> bool:
+    """bfloat16 without gradient on the CPU, with the kernels built: the input and recurrent
+    GEMMs run in bf16 (oneDNN), the gates, the cell state and the state between steps in
+    float32 (the projection weight W_hr too); outputs come back in bf16."""
+    return x.dtype == torch.bfloat16 and not needs_grad and x.device.type == "cpu" and cpu.load() is not None
+
+
+def _float(t: Optional[Tensor]) -> Optional[Tensor]:
+    return None if t is None else t.float()
+
+
+def _float_but_gemm_weights(weights):
+    """The weight bundle in float32 except W_ih and W_hh, left in bf16 for the GEMMs."""
+    return type(weights)(*(t if name in ("w_ih", "w_hh") or t is None else t.float()
+                           for name, t in zip(weights._fields, weights)))
+
+
 def _needs_grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
@@ -84,9 +101,17 @@ def lstm(
     """
     check_cell(cell)
     get_activation(activation), get_activation(recurrent_activation)
+    needs_grad = _needs_grad(x, h0, c0, *weights)
+    if _bf16_inference(x, needs_grad):
+        h0, c0 = h0.float(), c0.float()
+        keep_h, keep_c, out_mask = step_masks(x.shape[0], lengths, _float(zoneout_h), _float(zoneout_c), h0)
+        y, h, c, _ = lstm_forward(x, h0, c0, _float_but_gemm_weights(weights), cell, activation,
+                                  recurrent_activation, _float(recurrent_mask), keep_h, keep_c, out_mask,
+                                  store=False, steps=cpu.lstm_steps)
+        return y.to(x.dtype), (h.to(x.dtype), c.to(x.dtype))
     keep_h, keep_c, out_mask = step_masks(x.shape[0], lengths, zoneout_h, zoneout_c, x)
     steps = _steps_for(x, cpu.lstm_steps, lstm_steps)
-    if _needs_grad(x, h0, c0, *weights):
+    if needs_grad:
         config = (cell, activation, recurrent_activation, steps)
         y, h, c = LSTMFunction.apply(x, h0, c0, recurrent_mask, keep_h, keep_c, out_mask, config, *weights)
     else:
@@ -108,9 +133,16 @@ def gru(
 ) -> tuple[Tensor, Tensor]:
     """One GRU layer-direction over a sequence. x [T, B, I], h0 [B, H] -> (y [T, B, H], h_T)."""
     get_activation(activation), get_activation(recurrent_activation)
+    needs_grad = _needs_grad(x, h0, *weights)
+    if _bf16_inference(x, needs_grad):
+        h0 = h0.float()
+        keep_h, _, out_mask = step_masks(x.shape[0], lengths, _float(zoneout_h), None, h0)
+        y, h, _ = gru_forward(x, h0, _float_but_gemm_weights(weights), activation, recurrent_activation,
+                              _float(recurrent_mask), keep_h, out_mask, store=False, steps=cpu.gru_steps)
+        return y.to(x.dtype), h.to(x.dtype)
     keep_h, _, out_mask = step_masks(x.shape[0], lengths, zoneout_h, None, x)
     steps = _steps_for(x, cpu.gru_steps, gru_steps)
-    if _needs_grad(x, h0, *weights):
+    if needs_grad:
         config = (activation, recurrent_activation, steps)
         return GRUFunction.apply(x, h0, recurrent_mask, keep_h, out_mask, config, *weights)
     y, h, _ = gru_forward(x, h0, weights, activation, recurrent_activation,

@@ -38,14 +38,13 @@ def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
     Returns (y [T, B, P], h_T, c_T, saved) where saved is a dict of what backward needs (None
     when store is False: the inference path keeps nothing per step).
     """
-    T, B, _ = x.shape
     layernorm = cell == "layernorm"
     x_hat = x_rstd = None
     if layernorm:
-        x_hat, x_rstd = normalise((x.reshape(T * B, -1) @ w.w_ih.t()).reshape(T, B, -1))
+        x_hat, x_rstd = normalise(input_projection(x, w.w_ih, dtype=h0.dtype))
         xw = x_hat * w.ln_gain_ih if w.b_ih is None else torch.addcmul(w.b_ih, x_hat, w.ln_gain_ih)
     else:
-        xw = input_projection(x, w.w_ih, w.b_ih, w.b_hh)   # both biases fold into it
+        xw = input_projection(x, w.w_ih, w.b_ih, w.b_hh, dtype=h0.dtype)   # both biases fold into it
     out = steps.forward_steps(
         xw.contiguous(), h0.contiguous(), c0.contiguous(), w.w_hh, w.b_hh if layernorm else None, w.w_hr,
         w.w_peep, w.ln_gain_hh, w.ln_gain_c, w.ln_bias_c, recurrent_mask, keep_h, keep_c, out_mask,

@@ -46,6 +46,11 @@ WeightGemm<T>::WeightGemm(const Tensor& w, bool trans, int64_t m, bool pack)
     : w_(w.contiguous()), trans_(trans), m_(m) {
   n_ = trans ? w_.size(0) : w_.size(1);
   k_ = trans ? w_.size(1) : w_.size(0);
+  if (w_.scalar_type() == at::kBFloat16) {
+    TORCH_CHECK((std::is_same_v<T, float>), "a bfloat16 weight needs float32 activations");
+    bf16_ = true;
+    return;
+  }
   if constexpr (std::is_same_v<T, float>) {
     if (pack && have_packed() && m_ > kSmallBatch) {
       size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, m_, n_, k_);
@@ -88,7 +93,49 @@ void small_batch(bool trans, int64_t m, int64_t n, int64_t k, const T* w, const 
   }
 }
 
+// float <-> bfloat16 on the bits, in loops that vectorise (rounding to nearest even; the
+// activations here are finite).
+inline uint16_t to_bf16_bits(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+inline float from_bf16_bits(uint16_t b) {
+  uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float v;
+  std::memcpy(&v, &bits, sizeof(v));
+  return v;
+}
+
+template <typename T> void WeightGemm<T>::run_bf16(const T* a, int64_t lda, T beta, T* c, int64_t ldc) const {
+  if constexpr (std::is_same_v<T, float>) {
+    Tensor A = at::empty({m_, k_}, w_.options());
+    auto* ap = reinterpret_cast<uint16_t*>(A.data_ptr());
+    for (int64_t i = 0; i < m_; ++i) {
+#pragma omp simd
+      for (int64_t q = 0; q < k_; ++q) ap[i * k_ + q] = to_bf16_bits(a[i * lda + q]);
+    }
+    Tensor C = at::mm(A, trans_ ? w_.t() : w_);      // oneDNN's bf16 GEMM
+    const auto* cp = reinterpret_cast<const uint16_t*>(C.data_ptr());
+    for (int64_t i = 0; i < m_; ++i) {
+      float* cr = c + i * ldc;
+      const uint16_t* src = cp + i * n_;
+      if (beta == 0.0f) {
+#pragma omp simd
+        for (int64_t j = 0; j < n_; ++j) cr[j] = from_bf16_bits(src[j]);
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n_; ++j) cr[j] = beta * cr[j] + from_bf16_bits(src[j]);
+      }
+    }
+  }
+}
+
 template <typename T> void WeightGemm<T>::run(const T* a, int64_t lda, T beta, T* c, int64_t ldc) const {
+  if (bf16_) {
+    run_bf16(a, lda, beta, c, ldc);
+    return;
+  }
   if (m_ <= kSmallBatch) {
     small_batch<T>(trans_, m_, n_, k_, w_.data_ptr<T>(), a, lda, beta, c, ldc);
     return;
