@@ -37,10 +37,7 @@ def implementations():
 @st.composite
 def configurations(draw):
     cell = draw(st.sampled_from(list(ops.CELLS) + ["gru"]))
-    # Layer norm over one or two units is ill-conditioned (over one it divides 0 by sqrt(eps),
-    # over two its output is +-1 and its gradient grows as 1 / |c_1 - c_2|): float32 rounding
-    # is amplified past any fixed tolerance, so the layernorm cell gets H >= 4.
-    H = draw(st.integers(4 if cell == "layernorm" else 1, 6))
+    H = draw(st.integers(1, 6))
     T = draw(st.integers(1, 7))
     B = draw(st.integers(1, 5))
     return dict(
@@ -62,6 +59,22 @@ def configurations(draw):
 
 def as_float64(t):
     return None if t is None else t.detach().double().requires_grad_(t.requires_grad)
+
+
+def assert_as_exact_as_autograd(got, exact, autograd_same_dtype, dtype):
+    """got within the fixed tolerance of the float64 answer, or no further from it than 4 times
+    torch autograd's own result in the same dtype. The second clause is for the layer norm:
+    over few units it is ill-conditioned (its gradient grows as 1 / spread of its inputs), and
+    no float32 computation, autograd's included, stays within 1e-5 of the exact gradient."""
+    for a, b, r in zip(got, exact, autograd_same_dtype):
+        b = b.to(dtype)
+        err = (a - b).abs().max().item() if a.numel() else 0.0
+        bound = TOL[dtype]["atol"] + TOL[dtype]["rtol"] * (b.abs().max().item() if b.numel() else 0.0)
+        if err > bound:
+            autograd_err = (r - b).abs().max().item()
+            assert err <= 4 * autograd_err, (
+                f"error {err:.3g} against the float64 answer, above both {bound:.3g} and 4 times the error "
+                f"of autograd through the reference in {dtype} ({autograd_err:.3g})")
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -102,22 +115,24 @@ def test_loops_match_the_reference(cfg):
     opts64 = {k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v) for k, v in opts.items()}
     if gru:
         expected = reference.gru_from_weights(x64, h64, w64, **opts64)
+        same_dtype = reference.gru_from_weights(x, h0, w, **opts)
         got = GRUFunction.apply(x, h0, rmask, keep_h, out_mask, (act, ract, steps), *w)
         inputs, inputs64 = [x, h0], [x64, h64]
     else:
         expected = reference.lstm(x64, h64, c64, w64, cfg["cell"], zoneout_c=as_float64(zc), **opts64)
         expected = (expected[0], *expected[1])
+        same_dtype = reference.lstm(x, h0, c0, w, cfg["cell"], zoneout_c=zc, **opts)
+        same_dtype = (same_dtype[0], *same_dtype[1])
         got = LSTMFunction.apply(x, h0, c0, rmask, keep_h, keep_c, out_mask, (cfg["cell"], act, ract, steps), *w)
         inputs, inputs64 = [x, h0, c0], [x64, h64, c64]
     inputs += [t for t in w if t is not None]
     inputs64 += [t for t in w64 if t is not None]
-    for a, b in zip(got, expected):
-        torch.testing.assert_close(a, b.to(dtype), **TOL[dtype])
+    assert_as_exact_as_autograd(got, expected, same_dtype, dtype)
     cot = [torch.randn(v.shape, dtype=torch.float64, generator=g) for v in got]
-    grads = torch.autograd.grad(sum((v * c.to(dtype)).sum() for v, c in zip(got, cot)), inputs)
-    grads_ref = torch.autograd.grad(sum((v * c).sum() for v, c in zip(expected, cot)), inputs64)
-    for a, b in zip(grads, grads_ref):
-        torch.testing.assert_close(a, b.to(dtype), **TOL[dtype])
+    loss = lambda outs: sum((v * c.to(v.dtype)).sum() for v, c in zip(outs, cot))  # noqa: E731
+    assert_as_exact_as_autograd(torch.autograd.grad(loss(got), inputs),
+                                torch.autograd.grad(loss(expected), inputs64),
+                                torch.autograd.grad(loss(same_dtype), inputs), dtype)
 
 
 @pytest.mark.parametrize("impl", implementations())
