@@ -226,3 +226,31 @@ def test_bfloat16_inference_is_close_to_float32(mode, kwargs):
         y32, _ = layer32(x.float())
     assert y16.dtype == torch.bfloat16
     torch.testing.assert_close(y16.float(), y32, atol=3e-2, rtol=0)
+
+
+@pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
+@pytest.mark.parametrize("cell", list(ops.CELLS) + ["gru"])
+def test_large_batch_gemm_path_matches_plain_loops(cell):
+    """At B=64, H=128 the per-step GEMMs are big enough for the fused loops to take oneDNN's
+    matmul (or MKL's packed sgemm); outputs and gradients against the plain-torch loops."""
+    g = torch.Generator().manual_seed(3)
+    T, B, I, H = 3, 64, 96, 128
+    if cell == "gru":
+        w = random_gru_weights(I, H, True, torch.float32, g)
+    else:
+        w = random_lstm_weights(cell, I, H, 64 if cell == "vanilla" else 0, True, torch.float32, g)
+    w = type(w)(*(None if t is None else (t / 8).detach().requires_grad_() for t in w))   # keep gates unsaturated
+    x = torch.randn(T, B, I, generator=g, requires_grad=True)
+    results = []
+    for impl in ("plain", "fused"):
+        steps = IMPLEMENTATIONS[impl][1 if cell == "gru" else 0]
+        if cell == "gru":
+            out = GRUFunction.apply(x, torch.zeros(B, H), None, None, None, ("tanh", "sigmoid", steps), *w)
+        else:
+            P = w.w_hr.shape[0] if w.w_hr is not None else H
+            out = LSTMFunction.apply(x, torch.zeros(B, P), torch.zeros(B, H), None, None, None, None,
+                                     (cell, "tanh", "sigmoid", steps), *w)
+        params = [x] + [t for t in w if t is not None]
+        results.append((out, torch.autograd.grad(sum(o.square().sum() for o in out), params)))
+    for a, b in zip(results[0][0] + results[0][1], results[1][0] + results[1][1]):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)

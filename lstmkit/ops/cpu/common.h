@@ -231,7 +231,8 @@ template <typename T> class WeightGemm {
 
  private:
   void run_bf16(const T* a, int64_t lda, T beta, T* c, int64_t ldc) const;
-  Tensor w_, packed_;
+  void run_onednn(const T* a, int64_t lda, T beta, T* c, int64_t ldc) const;
+  Tensor w_, packed_, w_nk_;   // w_nk_: the weight as [N, K] for oneDNN's linear
   bool trans_;
   bool bf16_ = false;
   int64_t m_, n_, k_;

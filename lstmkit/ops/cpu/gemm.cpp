@@ -1,6 +1,9 @@
 // Row-major GEMM against a weight used for every step, on the MKL inside libtorch_cpu.
 // The MKL entry points are weak: where this torch build does not export them, the same
 // product goes through at::addmm_out instead (slower per call, same numbers).
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
+
 #include "common.h"
 
 extern "C" {
@@ -21,6 +24,16 @@ constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMa
 constexpr int64_t kSmallBatch = 4;   // rows up to which plain loops beat a BLAS call
 
 bool have_packed() { return cblas_sgemm_pack_get_size && cblas_sgemm_pack && cblas_sgemm_compute; }
+
+// oneDNN's matmul, as torch registers it (mkldnn::_linear_pointwise): on CPUs where MKL runs
+// its generic code (AMD's) it is the faster GEMM from about 4M multiply-adds up.
+constexpr int64_t kOneDnnMinWork = int64_t(1) << 22;
+
+const c10::OperatorHandle* onednn_linear() {
+  static const std::optional<c10::OperatorHandle> op =
+      c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
+  return op ? &*op : nullptr;
+}
 
 // Column-major BLAS computing the row-major C = A @ op(W) + beta C as C^T = op(W)^T A^T.
 template <typename T> bool blas(bool trans, int m, int n, int k, const T* w, const T* a, int lda, T beta, T* c,
@@ -50,6 +63,12 @@ WeightGemm<T>::WeightGemm(const Tensor& w, bool trans, int64_t m, bool pack)
     TORCH_CHECK((std::is_same_v<T, float>), "a bfloat16 weight needs float32 activations");
     bf16_ = true;
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (m_ * n_ * k_ >= kOneDnnMinWork && onednn_linear() && std::getenv("LSTMKIT_GEMM_MKL") == nullptr) {
+      w_nk_ = trans ? w_ : w_.t().contiguous();
+      return;
+    }
   }
   if constexpr (std::is_same_v<T, float>) {
     if (pack && have_packed() && m_ > kSmallBatch) {
@@ -131,7 +150,30 @@ template <typename T> void WeightGemm<T>::run_bf16(const T* a, int64_t lda, T be
   }
 }
 
+template <typename T> void WeightGemm<T>::run_onednn(const T* a, int64_t lda, T beta, T* c, int64_t ldc) const {
+  Tensor A = at::from_blob(const_cast<T*>(a), {m_, k_}, {lda, 1}, w_.options());
+  torch::jit::Stack stack{A, w_nk_, c10::IValue(), std::string("none"), c10::List<std::optional<c10::Scalar>>(),
+                          c10::IValue()};
+  onednn_linear()->callBoxed(&stack);
+  Tensor out = stack[0].toTensor();
+  const T* src = out.data_ptr<T>();
+  for (int64_t i = 0; i < m_; ++i) {
+    T* cr = c + i * ldc;
+    const T* sr = src + i * n_;
+    if (beta == T(0)) {
+      std::memcpy(cr, sr, sizeof(T) * n_);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n_; ++j) cr[j] = beta * cr[j] + sr[j];
+    }
+  }
+}
+
 template <typename T> void WeightGemm<T>::run(const T* a, int64_t lda, T beta, T* c, int64_t ldc) const {
+  if (w_nk_.defined()) {
+    run_onednn(a, lda, beta, c, ldc);
+    return;
+  }
   if (bf16_) {
     run_bf16(a, lda, beta, c, ldc);
     return;
