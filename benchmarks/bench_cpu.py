@@ -189,6 +189,26 @@ def streaming_contenders(steps: int = 200):
     }, steps
 
 
+# ---------------------------------------------------------------- bfloat16
+
+
+def bf16_contenders(cfg: Config):
+    """Inference in float32 and in bfloat16 for the same layer, plus the bf16 output's error."""
+    import copy
+
+    torch.manual_seed(0)
+    x = torch.randn(cfg.T, cfg.B, cfg.I)
+    entries, errors = {}, {}
+    for name, layer in (("LSTM", lnn.LSTM(cfg.I, cfg.H).eval()), ("GRU", lnn.GRU(cfg.I, cfg.H).eval())):
+        half = copy.deepcopy(layer).bfloat16()
+        xb = x.bfloat16()
+        entries[f"lstmkit {name} fp32"] = (lambda layer=layer: layer(x), "fp32")
+        entries[f"lstmkit {name} bf16"] = (lambda half=half, xb=xb: half(xb), "bf16")
+        with torch.no_grad():
+            errors[name] = (half(xb)[0].float() - layer(x)[0]).abs().max().item()
+    return entries, errors
+
+
 # ---------------------------------------------------------------- timing
 
 
@@ -248,6 +268,18 @@ def main(argv=None) -> int:
             groups = {name: g for name, (_, g) in entries.items()}
             lines += table(f"{cfg.name}, {mode}", medians, groups, 1e3, "ms") + [""]
             print("\n".join(lines[-len(medians) - 3:]), flush=True)
+    if _has_bf16():
+        cfg = configs[0]
+        entries, errors = bf16_contenders(cfg)
+        with torch.no_grad():
+            medians = measure(entries, args.rounds)
+        lines += [f"| bf16 inference, {cfg.name} | ms | speed-up over fp32 | max abs error vs fp32 |",
+                  "|---|---:|---:|---:|"]
+        for name in ("LSTM", "GRU"):
+            t32, t16 = medians[f"lstmkit {name} fp32"], medians[f"lstmkit {name} bf16"]
+            lines.append(f"| lstmkit {name} bf16 | {t16 * 1e3:.2f} | {t32 / t16:.2f} | {errors[name]:.2g} |")
+        lines.append("")
+        print("\n".join(lines[-5:]), flush=True)
     entries, steps = streaming_contenders()
     with torch.no_grad():
         medians = measure(entries, args.rounds)
@@ -268,6 +300,13 @@ def main(argv=None) -> int:
         tmp.write_text(header + "\n".join(lines) + "\n")
         tmp.replace(args.write)
     return 0
+
+
+def _has_bf16() -> bool:
+    try:
+        return "avx512_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
 
 
 def _cpu_model() -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from . import gru_steps
-from .bptt_util import gemm_over_steps, input_projection, sum_rows
+from .bptt_util import gemm_over_steps, input_projection, linear, sum_rows
 from .weights import GRUWeights
 
 SAVED = ("gates", "gh_n", "h_prev", "h_in")
@@ -35,7 +35,7 @@ def gru_backward(dy, dh_T, x, w, saved, activation, recurrent_activation,
     d_gx, d_gh, dh0 = steps.backward_steps(dy, dh_T.contiguous(), saved["gates"], saved["gh_n"], saved["h_prev"],
                                            w.w_hh, recurrent_mask, keep_h, out_mask, activation,
                                            recurrent_activation)
-    dx = (d_gx.reshape(T * B, -1) @ w.w_ih).reshape(T, B, -1)
+    dx = linear(d_gx.reshape(T * B, -1), w.w_ih.t()).reshape(T, B, -1)
     grads = dict(
         w_ih=gemm_over_steps(d_gx, x),
         w_hh=gemm_over_steps(d_gh, saved["h_in"]),

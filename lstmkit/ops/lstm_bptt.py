@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from . import lstm_steps
-from .bptt_util import gemm_over_steps, input_projection, sum_rows
+from .bptt_util import gemm_over_steps, input_projection, linear, sum_rows
 from .layer_norm import normalise, normalise_backward
 from .weights import LSTMWeights
 
@@ -72,7 +72,7 @@ def lstm_backward(dy, dh_T, dc_T, x, w, saved, cell, activation, recurrent_activ
     layernorm = cell == "layernorm"
     G = d_pre.shape[-1]
     d_xw = normalise_backward(d_pre * w.ln_gain_ih, s["x_hat"], s["x_rstd"]) if layernorm else d_pre
-    dx = (d_xw.reshape(T * B, G) @ w.w_ih).reshape(T, B, -1)
+    dx = linear(d_xw.reshape(T * B, G), w.w_ih.t()).reshape(T, B, -1)
     grads = dict(
         w_ih=gemm_over_steps(d_xw, x),
         w_hh=gemm_over_steps(d_hw if layernorm else d_pre, s["h_in"]),
