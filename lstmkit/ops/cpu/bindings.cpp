@@ -5,6 +5,7 @@
 
 namespace lstmkit {
 bool mkl_gemm_available();
+bool onednn_gemm_available();
 std::vector<Tensor> lstm_forward_steps(Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                        OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, std::string,
                                        std::string, std::string, bool);
@@ -29,6 +30,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_backward_steps", &lstmkit::gru_backward_steps);
   m.def("lstm_step", &lstmkit::lstm_step, "one LSTM step, nothing stored: (h', c')");
   m.def("gru_step", &lstmkit::gru_step, "one GRU step, nothing stored: h'");
-  m.def("mkl_gemm_available", &lstmkit::mkl_gemm_available,
-        "whether the MKL sgemm / packed sgemm inside libtorch_cpu were found");
+  m.def("mkl_gemm_available", &lstmkit::mkl_gemm_available, "whether the MKL sgemm inside libtorch_cpu was found");
+  m.def("onednn_gemm_available", &lstmkit::onednn_gemm_available,
+        "whether torch's oneDNN matmul op (mkldnn::_linear_pointwise) was found");
 }

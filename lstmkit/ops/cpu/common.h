@@ -1,6 +1,6 @@
-// What the fused LSTM-family loops share: activations that vectorise, row-major GEMM on the
-// MKL that libtorch_cpu carries (packed when a weight is reused for every step), strided
-// reads of broadcast masks, and a row-parallel loop.
+// What the fused LSTM-family loops share: activations that vectorise, row-major GEMM against a
+// weight (gemm.cpp: oneDNN, MKL or plain loops), strided reads of broadcast masks, and a
+// row-parallel loop.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -221,18 +221,17 @@ template <typename F> inline void for_rows(int64_t rows, int64_t work_per_row, c
 // ------------------------------------------------------------------ GEMM
 
 // C[M, N] = A[M, K] @ op(W) + beta * C, row-major, where op(W) = W^T for W [N, K] (trans) or
-// W for W [K, N]. The weight is packed once (MKL's packed sgemm) when it serves many steps.
-// A bfloat16 weight with float A and C is bf16 inference: A is rounded to bf16 and the
+// W for W [K, N]; gemm.cpp says which library runs it. A bfloat16 weight with float A and C is bf16 inference: A is rounded to bf16 and the
 // product runs in oneDNN's bf16 GEMM (MKL's runs at fp32 speed on CPUs other than Intel's).
 template <typename T> class WeightGemm {
  public:
-  WeightGemm(const Tensor& w, bool trans, int64_t m, bool pack);
+  WeightGemm(const Tensor& w, bool trans, int64_t m);
   void run(const T* a, int64_t lda, T beta, T* c, int64_t ldc) const;
 
  private:
   void run_bf16(const T* a, int64_t lda, T beta, T* c, int64_t ldc) const;
   void run_onednn(const T* a, int64_t lda, T beta, T* c, int64_t ldc) const;
-  Tensor w_, packed_, w_nk_;   // w_nk_: the weight as [N, K] for oneDNN's linear
+  Tensor w_, w_nk_;   // w_nk_: the weight as [N, K] for oneDNN's linear
   bool trans_;
   bool bf16_ = false;
   int64_t m_, n_, k_;

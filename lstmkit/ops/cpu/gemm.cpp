@@ -1,6 +1,9 @@
-// Row-major GEMM against a weight used for every step, on the MKL inside libtorch_cpu.
-// The MKL entry points are weak: where this torch build does not export them, the same
-// product goes through at::addmm_out instead (slower per call, same numbers).
+// Row-major GEMM against a weight used for every step. Where it runs was measured on the
+// project's 2-core AMD machine (T=100, B=64, per-step GEMMs of a 100-step loop, 2 threads):
+// oneDNN's matmul 82 ms at H=512 against 86 for MKL's sgemm and 109 for MKL's packed sgemm
+// (packing did not pay at any size tried), so: oneDNN from 4M multiply-adds, MKL's sgemm (the
+// copy inside libtorch_cpu, weak symbols) below, plain loops for up to 4 rows, at::mm where
+// neither library is found.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
 
@@ -11,24 +14,14 @@ void sgemm_(const char*, const char*, const int*, const int*, const int*, const 
             const int*, const float*, const int*, const float*, float*, const int*) __attribute__((weak));
 void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
             const int*, const double*, const int*, const double*, double*, const int*) __attribute__((weak));
-size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k) __attribute__((weak));
-void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src,
-                      int ld, float* dest) __attribute__((weak));
-void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
-                         const float* b, int ldb, float beta, float* c, int ldc) __attribute__((weak));
 }
 
 namespace lstmkit {
 namespace {
-constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
-constexpr int64_t kSmallBatch = 4;   // rows up to which plain loops beat a BLAS call
+constexpr int64_t kSmallBatch = 4;                 // rows up to which plain loops beat a BLAS call
+constexpr int64_t kOneDnnMinWork = int64_t(1) << 22;  // multiply-adds from which oneDNN wins
 
-bool have_packed() { return cblas_sgemm_pack_get_size && cblas_sgemm_pack && cblas_sgemm_compute; }
-
-// oneDNN's matmul, as torch registers it (mkldnn::_linear_pointwise): on CPUs where MKL runs
-// its generic code (AMD's) it is the faster GEMM from about 4M multiply-adds up.
-constexpr int64_t kOneDnnMinWork = int64_t(1) << 22;
-
+// oneDNN's matmul, as torch registers it (mkldnn::_linear_pointwise).
 const c10::OperatorHandle* onednn_linear() {
   static const std::optional<c10::OperatorHandle> op =
       c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
@@ -52,10 +45,11 @@ template <typename T> bool blas(bool trans, int m, int n, int k, const T* w, con
 }
 }  // namespace
 
-bool mkl_gemm_available() { return sgemm_ != nullptr && have_packed(); }
+bool mkl_gemm_available() { return sgemm_ != nullptr && dgemm_ != nullptr; }
+bool onednn_gemm_available() { return onednn_linear() != nullptr; }
 
 template <typename T>
-WeightGemm<T>::WeightGemm(const Tensor& w, bool trans, int64_t m, bool pack)
+WeightGemm<T>::WeightGemm(const Tensor& w, bool trans, int64_t m)
     : w_(w.contiguous()), trans_(trans), m_(m) {
   n_ = trans ? w_.size(0) : w_.size(1);
   k_ = trans ? w_.size(1) : w_.size(0);
@@ -65,17 +59,9 @@ WeightGemm<T>::WeightGemm(const Tensor& w, bool trans, int64_t m, bool pack)
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    if (m_ * n_ * k_ >= kOneDnnMinWork && onednn_linear() && std::getenv("LSTMKIT_GEMM_MKL") == nullptr) {
+    if (m_ * n_ * k_ >= kOneDnnMinWork && onednn_linear()) {
       w_nk_ = trans ? w_ : w_.t().contiguous();
       return;
-    }
-  }
-  if constexpr (std::is_same_v<T, float>) {
-    if (pack && have_packed() && m_ > kSmallBatch) {
-      size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, m_, n_, k_);
-      packed_ = at::empty({static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float))}, w_.options());
-      cblas_sgemm_pack(kRowMajor, kBMatrix, trans ? kTrans : kNoTrans, m_, n_, k_, 1.0f, w_.data_ptr<float>(),
-                       trans ? k_ : n_, packed_.data_ptr<float>());
     }
   }
 }
@@ -181,13 +167,6 @@ template <typename T> void WeightGemm<T>::run(const T* a, int64_t lda, T beta, T
   if (m_ <= kSmallBatch) {
     small_batch<T>(trans_, m_, n_, k_, w_.data_ptr<T>(), a, lda, beta, c, ldc);
     return;
-  }
-  if constexpr (std::is_same_v<T, float>) {
-    if (packed_.defined()) {
-      cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, m_, n_, k_, a, lda, packed_.data_ptr<float>(), n_, beta, c,
-                          ldc);
-      return;
-    }
   }
   if (blas<T>(trans_, m_, n_, k_, w_.data_ptr<T>(), a, lda, beta, c, ldc)) return;
   auto opts = w_.options();

@@ -1,6 +1,6 @@
 // The GRU's time loops, fused: the C++ twin of lstmkit/ops/gru_steps.py (same arguments and
-// results; that file has the equations and shapes). Per step one GEMM against the packed
-// recurrent weight, then one pass per batch row for the gates and the state blend.
+// results; that file has the equations and shapes). Per step one GEMM against the recurrent
+// weight, then one pass per batch row for the gates and the state blend.
 #include "common.h"
 
 namespace lstmkit {
@@ -19,7 +19,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
   Slots<T> gh(1, B, G, opts), gh_n_all(n, B, H, opts), h_in_all;
   if (rmask) h_in_all = Slots<T>(n, B, H, opts);
 
-  WeightGemm<T> gemm_hh(w_hh, /*trans=*/true, B, steps > 1);
+  WeightGemm<T> gemm_hh(w_hh, /*trans=*/true, B);
   Mask<T> keep_h(keep_h_t), out_mask(out_mask_t);
   const T* rm = ptr_or_null<T>(rmask);
   const T* bh = ptr_or_null<T>(b_hh);
@@ -77,7 +77,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   Tensor d_gx = at::empty({steps, B, G}, opts), d_gh = at::empty({steps, B, G}, opts);
   Tensor dh = dh_T.clone();
   Tensor dh_in = rmask ? at::empty({B, H}, opts) : Tensor();
-  WeightGemm<T> gemm_hh(w_hh, /*trans=*/false, B, steps > 1);
+  WeightGemm<T> gemm_hh(w_hh, /*trans=*/false, B);
   Mask<T> keep_h(keep_h_t), out_mask(out_mask_t);
   const T* dy = ptr_or_null<T>(dy_t);
   const T* rm = ptr_or_null<T>(rmask);
@@ -137,7 +137,7 @@ Tensor step(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tensor& 
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t j = 0; j < G; ++j) a[b * G + j] = bi ? bi[j] : T(0);
   }
-  WeightGemm<T>(w_ih, /*trans=*/true, B, /*pack=*/false).run(x.data_ptr<T>(), I, T(1), a, G);
+  WeightGemm<T>(w_ih, /*trans=*/true, B).run(x.data_ptr<T>(), I, T(1), a, G);
   return forward<T>(xw, h, w_hh, b_hh, OptTensor(), OptTensor(), OptTensor(), act, ract, /*store=*/false)[1];
 }
 

@@ -1,6 +1,6 @@
 // The LSTM family's time loops, fused: the C++ twin of lstmkit/ops/lstm_steps.py (same
 // arguments, same results; read that file for the equations and the shapes). Per step one
-// GEMM against the packed recurrent weight, then one pass over each batch row that applies the
+// GEMM against the recurrent weight, then one pass over each batch row that applies the
 // gates, updates the cell and blends the state, with rows spread over the threads.
 #include "common.h"
 
@@ -52,10 +52,9 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     c_rstd_all = Slots<T>(steps, B, 1, opts);
   }
 
-  const bool pack = steps > 1 && std::getenv("LSTMKIT_NOPACK") == nullptr;
-  WeightGemm<T> gemm_hh(w_hh, /*trans=*/true, B, pack);
+  WeightGemm<T> gemm_hh(w_hh, /*trans=*/true, B);
   std::optional<WeightGemm<T>> gemm_hr;
-  if (proj) gemm_hr.emplace(*w_hr, true, B, pack);
+  if (proj) gemm_hr.emplace(*w_hr, true, B);
 
   Mask<T> keep_h(keep_h_t), keep_c(keep_c_t), out_mask(out_mask_t);
   const T* rm = ptr_or_null<T>(rmask);
@@ -197,10 +196,9 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   Tensor dm_buf = at::empty({B, H}, opts), dcn_buf = at::empty({B, H}, opts), dphi_buf = at::empty({B, H}, opts);
   Tensor dh_in_buf = rmask ? at::empty({B, P}, opts) : none();
 
-  const bool pack = steps > 1 && std::getenv("LSTMKIT_NOPACK") == nullptr;
-  WeightGemm<T> gemm_hh(w_hh, /*trans=*/false, B, pack);
+  WeightGemm<T> gemm_hh(w_hh, /*trans=*/false, B);
   std::optional<WeightGemm<T>> gemm_hr;
-  if (proj) gemm_hr.emplace(*w_hr, false, B, pack);
+  if (proj) gemm_hr.emplace(*w_hr, false, B);
 
   Mask<T> keep_h(keep_h_t), keep_c(keep_c_t), out_mask(out_mask_t);
   const T* dy = ptr_or_null<T>(dy_t);
@@ -322,7 +320,7 @@ std::vector<Tensor> step(const Tensor& x, const Tensor& h, const Tensor& c, cons
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t j = 0; j < G; ++j) a[b * G + j] = ln ? T(0) : (bi ? bi[j] : T(0)) + (bh ? bh[j] : T(0));
   }
-  WeightGemm<T>(w_ih, /*trans=*/true, B, /*pack=*/false).run(x.data_ptr<T>(), I, T(1), a, G);
+  WeightGemm<T>(w_ih, /*trans=*/true, B).run(x.data_ptr<T>(), I, T(1), a, G);
   if (ln) {
     const T* gain = ln_gain_ih->data_ptr<T>();
     std::vector<T> hat(G);
