@@ -70,7 +70,7 @@ class GRU(RecurrentLayer):
             recurrent_activation=self.recurrent_activation,
             lengths=lengths,
             recurrent_mask=self._recurrent_mask(B, H, x, record),
-            zoneout_h=self._zoneout_mask(self.zoneout[0], (T, B, H), x, self.training and record is None),
+            zoneout_h=self.zoneout_mask(self.zoneout[0], (T, B, H), x, self.training and record is None),
         )
         weights = self.weights(layer, direction)
         if record is not None:

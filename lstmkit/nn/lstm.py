@@ -112,8 +112,8 @@ class LSTM(RecurrentLayer):
             recurrent_activation=self.recurrent_activation,
             lengths=lengths,
             recurrent_mask=self._recurrent_mask(B, P, x, record),
-            zoneout_h=self._zoneout_mask(self.zoneout[0], (T, B, P), x, training),
-            zoneout_c=self._zoneout_mask(self.zoneout[1], (T, B, H), x, training),
+            zoneout_h=self.zoneout_mask(self.zoneout[0], (T, B, P), x, training),
+            zoneout_c=self.zoneout_mask(self.zoneout[1], (T, B, H), x, training),
         )
         weights = self.weights(layer, direction)
         if record is not None:

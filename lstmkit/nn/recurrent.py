@@ -119,6 +119,11 @@ class RecurrentLayer(nn.Module):
         """No-op, for code written for torch.nn.LSTM (cuDNN's weight flattening)."""
 
     @property
+    def extra_weights(self) -> list[Tensor]:
+        """The parameters torch.nn.LSTM has no counterpart for (peepholes, layer-norm gains)."""
+        return [self._parameters[name] for name in self._extra_weights_names]
+
+    @property
     def all_weights(self) -> list[list[Tensor]]:
         per_direction = len(self._flat_weights_names) // (self.num_layers * self.num_directions)
         names = self._flat_weights_names
@@ -308,9 +313,10 @@ class RecurrentLayer(nn.Module):
         return torch.bernoulli(like.new_full((batch, size), keep)) / keep
 
     @staticmethod
-    def _zoneout_mask(rate: float, shape, like: Tensor, training: bool) -> Optional[Tensor]:
-        """Weight of the previous state per step and unit: a 0/1 draw in training, the rate
-        itself at inference (the expectation, as Krueger et al. prescribe)."""
+    def zoneout_mask(rate: float, shape, like: Tensor, training: bool) -> Optional[Tensor]:
+        """The zoneout mask the op takes, [T, B, N]: the weight of the previous state per step
+        and unit, a 0/1 draw in training, the rate itself at inference (the expectation, as
+        Krueger et al. prescribe); None for rate 0."""
         if not rate:
             return None
         if training:

@@ -120,31 +120,37 @@ template <typename T> inline void times_grad(Act act, T* d, const T* y, int64_t 
 
 constexpr double kLayerNormEps = 1e-5;
 
-// hat = (v - mean) * rstd over n values; returns rstd.
+// hat = (v - mean) * rstd over n values; returns rstd. The sums run in double (vectorised
+// reductions): layer norm over few units is ill-conditioned, and float sums there lose digits
+// that autograd's own float32 result keeps.
 template <typename T> inline T normalise_row(const T* v, T* hat, int64_t n) {
-  double mean = 0;
-  for (int64_t j = 0; j < n; ++j) mean += v[j];
-  mean /= n;
-  double var = 0;
-  for (int64_t j = 0; j < n; ++j) var += (v[j] - mean) * (v[j] - mean);
-  var /= n;
-  T rstd = T(1.0 / std::sqrt(var + kLayerNormEps));
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; ++j) sum += v[j];
+  const double mean = sum / n;
+  double sq = 0;
+#pragma omp simd reduction(+ : sq)
+  for (int64_t j = 0; j < n; ++j) sq += (v[j] - mean) * (v[j] - mean);
+  const double rstd = 1.0 / std::sqrt(sq / n + kLayerNormEps);
+#pragma omp simd
   for (int64_t j = 0; j < n; ++j) hat[j] = T((v[j] - mean) * rstd);
-  return rstd;
+  return T(rstd);
 }
 
-// out = rstd * (d - mean(d) - hat * mean(d * hat)), with d = d_hat_in[j] * gain[j].
+// out = rstd * (d - mean(d) - hat * mean(d * hat)), with d = d_hat_in[j] * gain[j], all in
+// double so that d - mean(d) cancels exactly where it should (a single unit).
 template <typename T>
 inline void normalise_row_backward(const T* d_hat_in, const T* gain, const T* hat, T rstd, T* out, int64_t n) {
-  double mean_d = 0, mean_dh = 0;
+  double sum_d = 0, sum_dh = 0;
+#pragma omp simd reduction(+ : sum_d, sum_dh)
   for (int64_t j = 0; j < n; ++j) {
-    T d = d_hat_in[j] * gain[j];
-    mean_d += d;
-    mean_dh += d * hat[j];
+    double d = double(d_hat_in[j]) * gain[j];
+    sum_d += d;
+    sum_dh += d * hat[j];
   }
-  mean_d /= n;
-  mean_dh /= n;
-  for (int64_t j = 0; j < n; ++j) out[j] = T(rstd * (d_hat_in[j] * gain[j] - mean_d - hat[j] * mean_dh));
+  const double mean_d = sum_d / n, mean_dh = sum_dh / n, r = rstd;
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) out[j] = T(r * (double(d_hat_in[j]) * gain[j] - mean_d - hat[j] * mean_dh));
 }
 
 // ------------------------------------------------------------------ masks
