@@ -21,6 +21,9 @@ from factories import random_gru_weights, random_lstm_weights
 FORCED_PLAIN = os.environ.get("LSTMKIT_BACKEND", "").lower() == "torch"
 IMPLEMENTATIONS = {"plain": (lstm_steps, gru_steps), "fused": (cpu.lstm_steps, cpu.gru_steps)}
 TOL = {torch.float32: dict(atol=1e-5, rtol=1e-5), torch.float64: dict(atol=1e-10, rtol=1e-10)}
+# Layer norm's gradients carry 1 / std of its inputs; through it float32 autograd itself strays
+# up to 6e-4 (relative) from the float64 answer on these sizes, so its float32 bound is looser.
+LAYERNORM_FP32_TOL = dict(atol=1e-5, rtol=1e-4)
 
 
 def test_the_fused_kernels_build():
@@ -72,7 +75,7 @@ def as_float64(t):
     return None if t is None else t.detach().double().requires_grad_(t.requires_grad)
 
 
-def assert_as_exact_as_autograd(got, exact, autograd_same_dtype, dtype):
+def assert_as_exact_as_autograd(got, exact, autograd_same_dtype, dtype, tol):
     """got within the fixed tolerance of the float64 answer, or no further from it than 10 times
     torch autograd's own result in the same dtype. The second clause is for the layer norm:
     over few units it is ill-conditioned (its gradient grows as 1 / spread of its inputs), and
@@ -80,7 +83,7 @@ def assert_as_exact_as_autograd(got, exact, autograd_same_dtype, dtype):
     for a, b, r in zip(got, exact, autograd_same_dtype):
         b = b.to(dtype)
         err = (a - b).abs().max().item() if a.numel() else 0.0
-        bound = TOL[dtype]["atol"] + TOL[dtype]["rtol"] * (b.abs().max().item() if b.numel() else 0.0)
+        bound = tol["atol"] + tol["rtol"] * (b.abs().max().item() if b.numel() else 0.0)
         if err > bound:
             autograd_err = (r - b).abs().max().item()
             assert err <= 10 * autograd_err, (
@@ -138,12 +141,13 @@ def test_loops_match_the_reference(cfg):
         inputs, inputs64 = [x, h0, c0], [x64, h64, c64]
     inputs += [t for t in w if t is not None]
     inputs64 += [t for t in w64 if t is not None]
-    assert_as_exact_as_autograd(got, expected, same_dtype, dtype)
+    tol = LAYERNORM_FP32_TOL if cfg["cell"] == "layernorm" and dtype == torch.float32 else TOL[dtype]
+    assert_as_exact_as_autograd(got, expected, same_dtype, dtype, tol)
     cot = [torch.randn(v.shape, dtype=torch.float64, generator=g) for v in got]
     loss = lambda outs: sum((v * c.to(v.dtype)).sum() for v, c in zip(outs, cot))  # noqa: E731
     assert_as_exact_as_autograd(torch.autograd.grad(loss(got), inputs),
                                 torch.autograd.grad(loss(expected), inputs64),
-                                torch.autograd.grad(loss(same_dtype), inputs), dtype)
+                                torch.autograd.grad(loss(same_dtype), inputs), dtype, tol)
 
 
 @pytest.mark.parametrize("impl", implementations())
