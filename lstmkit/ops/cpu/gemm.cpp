@@ -79,8 +79,27 @@ void small_batch(bool trans, int64_t m, int64_t n, int64_t k, const T* w, const 
     } else if (beta != T(1)) {
       for (int64_t j = 0; j < n; ++j) cr[j] *= beta;
     }
-    if (trans) {                                  // W [n, k]: c_j += <a, W_j>
-      for (int64_t j = 0; j < n; ++j) {
+    if (trans) {                                  // W [n, k]: c_j += <a, W_j>, four rows of W at a time
+      int64_t j = 0;
+      for (; j + 4 <= n; j += 4) {
+        const T* w0 = w + j * k;
+        const T* w1 = w0 + k;
+        const T* w2 = w1 + k;
+        const T* w3 = w2 + k;
+        T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+        for (int64_t q = 0; q < k; ++q) {
+          s0 += ar[q] * w0[q];
+          s1 += ar[q] * w1[q];
+          s2 += ar[q] * w2[q];
+          s3 += ar[q] * w3[q];
+        }
+        cr[j] += s0;
+        cr[j + 1] += s1;
+        cr[j + 2] += s2;
+        cr[j + 3] += s3;
+      }
+      for (; j < n; ++j) {
         const T* wr = w + j * k;
         T acc = T(0);
 #pragma omp simd reduction(+ : acc)
