@@ -165,8 +165,9 @@ def test_inference_loops_store_nothing_and_agree(impl, cell, gen):
         n_out = 2
     else:
         h0, c0 = torch.zeros(2, 2, dtype=torch.float64), torch.zeros(2, 4, dtype=torch.float64)
-        args = (w.w_hh, w.b_hh if cell == "layernorm" else None, w.w_hr, w.w_peep, w.ln_gain_hh, w.ln_gain_c,
-                w.ln_bias_c, None, None, None, None, cell, "tanh", "sigmoid")
+        ln = cell == "layernorm"
+        args = (w.w_hh, w.b_ih if ln else None, w.b_hh if ln else None, w.w_hr, w.w_peep, w.ln_gain_ih,
+                w.ln_gain_hh, w.ln_gain_c, w.ln_bias_c, None, None, None, None, cell, "tanh", "sigmoid")
         stored = steps.forward_steps(xw.clone(), h0, c0, *args, True)
         bare = steps.forward_steps(xw.clone(), h0, c0, *args, False)
         n_out = 3

@@ -24,10 +24,10 @@ import torch
 
 from . import lstm_steps
 from .bptt_util import gemm_over_steps, input_projection, linear, sum_rows
-from .layer_norm import normalise, normalise_backward
 from .weights import LSTMWeights
 
-SAVED = ("gates", "c_prev", "c_new", "phic", "h_in", "h_core", "h_hat", "h_rstd", "c_hat", "c_rstd")
+SAVED = ("gates", "c_prev", "c_new", "phic", "h_in", "h_core", "x_hat", "x_rstd", "h_hat", "h_rstd", "c_hat",
+         "c_rstd")
 
 
 def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
@@ -39,18 +39,18 @@ def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
     when store is False: the inference path keeps nothing per step).
     """
     layernorm = cell == "layernorm"
-    x_hat = x_rstd = None
-    if layernorm:
-        x_hat, x_rstd = normalise(input_projection(x, w.w_ih, dtype=h0.dtype))
-        xw = x_hat * w.ln_gain_ih if w.b_ih is None else torch.addcmul(w.b_ih, x_hat, w.ln_gain_ih)
-    else:
-        xw = input_projection(x, w.w_ih, w.b_ih, w.b_hh, dtype=h0.dtype)   # both biases fold into it
+    if layernorm:   # the bare projection: the loop normalises it and adds the biases after
+        xw = input_projection(x, w.w_ih, dtype=h0.dtype)
+        b_ih, b_hh = w.b_ih, w.b_hh
+    else:           # both biases fold into the projection
+        xw = input_projection(x, w.w_ih, w.b_ih, w.b_hh, dtype=h0.dtype)
+        b_ih = b_hh = None
     out = steps.forward_steps(
-        xw.contiguous(), h0.contiguous(), c0.contiguous(), w.w_hh, w.b_hh if layernorm else None, w.w_hr,
-        w.w_peep, w.ln_gain_hh, w.ln_gain_c, w.ln_bias_c, recurrent_mask, keep_h, keep_c, out_mask,
+        xw.contiguous(), h0.contiguous(), c0.contiguous(), w.w_hh, b_ih, b_hh, w.w_hr, w.w_peep,
+        w.ln_gain_ih, w.ln_gain_hh, w.ln_gain_c, w.ln_bias_c, recurrent_mask, keep_h, keep_c, out_mask,
         cell, activation, recurrent_activation, store)
     y, h, c = out[:3]
-    saved = dict(zip(SAVED, out[3:]), x_hat=x_hat, x_rstd=x_rstd) if store else None
+    saved = dict(zip(SAVED, out[3:])) if store else None
     return y, h, c, saved
 
 
@@ -62,16 +62,17 @@ def lstm_backward(dy, dh_T, dc_T, x, w, saved, cell, activation, recurrent_activ
     """
     T, B, _ = x.shape
     s = saved
-    d_pre, d_hw, dh_new, d_c_norm, dh0, dc0 = steps.backward_steps(
+    d_pre, d_xw, d_hw, dh_new, d_c_norm, dh0, dc0 = steps.backward_steps(
         dy, dh_T.contiguous(), dc_T.contiguous(), s["gates"], s["c_prev"], s["c_new"], s["phic"],
-        s["h_hat"], s["h_rstd"], s["c_hat"], s["c_rstd"], w.w_hh, w.w_hr, w.w_peep,
-        w.ln_gain_hh, w.ln_gain_c, recurrent_mask, keep_h, keep_c, out_mask,
+        s["x_hat"], s["x_rstd"], s["h_hat"], s["h_rstd"], s["c_hat"], s["c_rstd"], w.w_hh, w.w_hr, w.w_peep,
+        w.ln_gain_ih, w.ln_gain_hh, w.ln_gain_c, recurrent_mask, keep_h, keep_c, out_mask,
         cell, activation, recurrent_activation)
 
     # After the loop: dx and the weight gradients, one GEMM or reduction each over all steps.
     layernorm = cell == "layernorm"
     G = d_pre.shape[-1]
-    d_xw = normalise_backward(d_pre * w.ln_gain_ih, s["x_hat"], s["x_rstd"]) if layernorm else d_pre
+    if not layernorm:
+        d_xw = d_pre
     dx = linear(d_xw.reshape(T * B, G), w.w_ih.t()).reshape(T, B, -1)
     grads = dict(
         w_ih=gemm_over_steps(d_xw, x),
@@ -116,7 +117,7 @@ class LSTMFunction(torch.autograd.Function):
         x, recurrent_mask, keep_h, keep_c, out_mask, *rest = ctx.saved_tensors
         n_w = len(LSTMWeights._fields)
         w = LSTMWeights(*rest[:n_w])
-        saved = dict.fromkeys(SAVED + ("x_hat", "x_rstd"))
+        saved = dict.fromkeys(SAVED)
         saved.update(zip(ctx.saved_names, rest[n_w:]))
         cell, act, ract, steps = ctx.config
         dx, dh0, dc0, grads = lstm_backward(dy.contiguous(), dh_T, dc_T, x, w, saved, cell, act, ract,

@@ -6,22 +6,25 @@ fused C++ twin of this file, with the same arguments and results, and is tested 
 
 Shapes: T steps, B batch, H hidden, P = projection size (H without), G gate rows (4H; cifg 3H).
 
-forward_steps(xw [T, B, G], h0 [B, P], c0 [B, H], w_hh [G, P], b_hh, w_hr, w_peep, ln_gain_hh,
-              ln_gain_c, ln_bias_c, recurrent_mask, keep_h, keep_c, out_mask,
-              cell, activation, recurrent_activation, store)
-    xw is W_ih x_t plus every bias that does not pass through a layer norm (for the layernorm
-    cell: LN(W_ih x_t) * gain_ih + b_ih; b_hh then comes here and is added after LN(W_hh h)).
+forward_steps(xw [T, B, G], h0 [B, P], c0 [B, H], w_hh [G, P], b_ih, b_hh, w_hr, w_peep,
+              ln_gain_ih, ln_gain_hh, ln_gain_c, ln_bias_c, recurrent_mask, keep_h, keep_c,
+              out_mask, cell, activation, recurrent_activation, store)
+    xw is W_ih x_t for every step (consumed: it may be overwritten). For the layernorm cell it is
+    the bare projection, normalised here, and b_ih, b_hh are added after the norms; for the other
+    cells both biases are already in it, and b_ih, b_hh are None.
     keep_h [T, B, P], keep_c [T, B, H], out_mask [T, B, 1] may be broadcast views.
     Returns y [T, B, P], h_T, c_T, then the saved activations (None when store is False or the
-    cell has no use for them): gates [T, B, G] (i, f, g, o; cifg f, g, o), c_prev, c_new,
-    phic = phi(c or LN(c)), h_in [T, B, P], h_core [T, B, H] (projection), h_hat [T, B, G],
-    h_rstd [T, B, 1], c_hat [T, B, H], c_rstd [T, B, 1] (layernorm).
+    cell has no use for them): gates [T, B, G] (i, f, g, o; cifg f, g, o), c_prev, c_new
+    (peephole), phic = phi(c or LN(c)), h_in [T, B, P], h_core [T, B, H] (projection), and for
+    the layernorm cell x_hat [T, B, G], x_rstd [T, B, 1], h_hat [T, B, G], h_rstd [T, B, 1],
+    c_hat [T, B, H], c_rstd [T, B, 1].
 
-backward_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, h_hat, h_rstd, c_hat, c_rstd,
-               w_hh, w_hr, w_peep, ln_gain_hh, ln_gain_c, recurrent_mask, keep_h, keep_c,
-               out_mask, cell, activation, recurrent_activation)
-    Returns d_pre [T, B, G] (dL/d gate pre-activations), d_hw [T, B, G] (dL/d W_hh h_in before
-    its layer norm; layernorm only), dh_new [T, B, P] (dL/d projected output; projection only),
+backward_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat,
+               c_rstd, w_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, recurrent_mask,
+               keep_h, keep_c, out_mask, cell, activation, recurrent_activation)
+    Returns d_pre [T, B, G] (dL/d gate pre-activations), d_xw [T, B, G] (dL/d W_ih x_t before
+    its layer norm; layernorm only, else d_pre is it), d_hw [T, B, G] (dL/d W_hh h_in before its
+    layer norm; layernorm only), dh_new [T, B, P] (dL/d projected output; projection only),
     d_c_norm [T, B, H] (dL/d (LN(c) * gain_c + bias_c); layernorm only), dh_0, dc_0.
 """
 
@@ -33,7 +36,7 @@ from .activations import get_activation
 from .layer_norm import normalise, normalise_backward
 
 
-def forward_steps(xw, h0, c0, w_hh, b_hh, w_hr, w_peep, ln_gain_hh, ln_gain_c, ln_bias_c,
+def forward_steps(xw, h0, c0, w_hh, b_ih, b_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, ln_bias_c,
                   recurrent_mask, keep_h, keep_c, out_mask, cell, activation, recurrent_activation, store):
     sigma = get_activation(recurrent_activation).forward
     phi = get_activation(activation).forward
@@ -43,6 +46,10 @@ def forward_steps(xw, h0, c0, w_hh, b_hh, w_hr, w_peep, ln_gain_hh, ln_gain_c, l
     if peephole:
         p_i, p_f, p_o = w_peep.chunk(3)
 
+    x_hat = x_rstd = None
+    if layernorm:   # the input's norm needs no state: all steps at once
+        x_hat, x_rstd = normalise(xw)
+        xw = x_hat * ln_gain_ih if b_ih is None else torch.addcmul(b_ih, x_hat, ln_gain_ih)
     new = lambda *shape: xw.new_empty(*shape) if store else None  # noqa: E731
     gates, c_prev_all, c_new_all, phic_all = new(T, B, G), new(T, B, H), new(T, B, H), new(T, B, H)
     h_in_all = new(T, B, P)
@@ -98,13 +105,15 @@ def forward_steps(xw, h0, c0, w_hh, b_hh, w_hr, w_peep, ln_gain_hh, ln_gain_c, l
         h, c = h_new, c_new
         y[t] = h if out_mask is None else h * out_mask[t]
 
-    return (y, h, c, gates, c_prev_all, c_new_all, phic_all, h_in_all, h_core_all,
-            h_hat_all, h_rstd_all, c_hat_all, c_rstd_all)
+    if not store:
+        x_hat = x_rstd = None
+    return (y, h, c, gates, c_prev_all, c_new_all if peephole else None, phic_all, h_in_all, h_core_all,
+            x_hat, x_rstd, h_hat_all, h_rstd_all, c_hat_all, c_rstd_all)
 
 
-def backward_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, h_hat, h_rstd, c_hat, c_rstd,
-                   w_hh, w_hr, w_peep, ln_gain_hh, ln_gain_c, recurrent_mask, keep_h, keep_c, out_mask,
-                   cell, activation, recurrent_activation):
+def backward_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
+                   w_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, recurrent_mask, keep_h, keep_c,
+                   out_mask, cell, activation, recurrent_activation):
     d_sigma = get_activation(recurrent_activation).grad_from_output
     d_phi = get_activation(activation).grad_from_output
     T, B, G = gates.shape
@@ -115,7 +124,7 @@ def backward_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, h_hat, h_rstd, c_
     d_pre = gates.new_empty(T, B, G)
     d_hw = gates.new_empty(T, B, G) if layernorm else None
     dh_new_all = gates.new_empty(T, B, dh_T.shape[-1]) if w_hr is not None else None
-    d_c_norm = gates.new_empty(c_new.shape) if layernorm else None
+    d_c_norm = gates.new_empty(c_hat.shape) if layernorm else None
 
     dh, dc = dh_T, dc_T
     for t in range(T - 1, -1, -1):
@@ -173,4 +182,5 @@ def backward_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, h_hat, h_rstd, c_
         dh = dh_in if dh_prev is None else dh_prev + dh_in
         dc = dc_back if dc_prev is None else dc_prev + dc_back
 
-    return d_pre, d_hw, dh_new_all, d_c_norm, dh, dc
+    d_xw = normalise_backward(d_pre * ln_gain_ih, x_hat, x_rstd) if layernorm else None
+    return d_pre, d_xw, d_hw, dh_new_all, d_c_norm, dh, dc

@@ -115,24 +115,25 @@ class _LSTMSteps:
     """lstm_steps.forward_steps / backward_steps on the compiled module."""
 
     @staticmethod
-    def forward_steps(xw, h0, c0, w_hh, b_hh, w_hr, w_peep, ln_gain_hh, ln_gain_c, ln_bias_c,
+    def forward_steps(xw, h0, c0, w_hh, b_ih, b_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, ln_bias_c,
                       recurrent_mask, keep_h, keep_c, out_mask, cell, activation, recurrent_activation, store):
         P, H = h0.shape[-1], c0.shape[-1]
         out = load().lstm_forward_steps(
-            xw, h0, c0, w_hh.contiguous(), _dense(b_hh), _dense(w_hr), _dense(w_peep), _dense(ln_gain_hh),
-            _dense(ln_gain_c), _dense(ln_bias_c), _dense(recurrent_mask), _mask(keep_h, P), _mask(keep_c, H),
-            out_mask, cell, activation, recurrent_activation, store)
+            xw, h0, c0, w_hh.contiguous(), _dense(b_ih), _dense(b_hh), _dense(w_hr), _dense(w_peep),
+            _dense(ln_gain_ih), _dense(ln_gain_hh), _dense(ln_gain_c), _dense(ln_bias_c), _dense(recurrent_mask),
+            _mask(keep_h, P), _mask(keep_c, H), out_mask, cell, activation, recurrent_activation, store)
         return tuple(out)
 
     @staticmethod
-    def backward_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, h_hat, h_rstd, c_hat, c_rstd,
-                       w_hh, w_hr, w_peep, ln_gain_hh, ln_gain_c, recurrent_mask, keep_h, keep_c, out_mask,
-                       cell, activation, recurrent_activation):
+    def backward_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
+                       w_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, recurrent_mask, keep_h, keep_c,
+                       out_mask, cell, activation, recurrent_activation):
         P, H = dh_T.shape[-1], dc_T.shape[-1]
         out = load().lstm_backward_steps(
-            _dense(dy), dh_T, dc_T, gates, c_prev, c_new, phic, h_hat, h_rstd, c_hat, c_rstd, w_hh.contiguous(),
-            _dense(w_hr), _dense(w_peep), _dense(ln_gain_hh), _dense(ln_gain_c), _dense(recurrent_mask),
-            _mask(keep_h, P), _mask(keep_c, H), out_mask, cell, activation, recurrent_activation)
+            _dense(dy), dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
+            w_hh.contiguous(), _dense(w_hr), _dense(w_peep), _dense(ln_gain_ih), _dense(ln_gain_hh),
+            _dense(ln_gain_c), _dense(recurrent_mask), _mask(keep_h, P), _mask(keep_c, H), out_mask, cell,
+            activation, recurrent_activation)
         return tuple(out)
 
 

@@ -7,12 +7,12 @@ namespace lstmkit {
 bool mkl_gemm_available();
 bool onednn_gemm_available();
 std::vector<Tensor> lstm_forward_steps(Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
-                                       OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, std::string,
-                                       std::string, std::string, bool);
+                                       OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
+                                       OptTensor, std::string, std::string, std::string, bool);
 std::vector<Tensor> lstm_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, OptTensor, Tensor, OptTensor,
-                                        OptTensor, OptTensor, OptTensor, Tensor, OptTensor, OptTensor, OptTensor,
-                                        OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, std::string,
-                                        std::string, std::string);
+                                        OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, Tensor, OptTensor,
+                                        OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
+                                        OptTensor, std::string, std::string, std::string);
 std::vector<Tensor> gru_forward_steps(Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                       std::string, std::string, bool);
 std::vector<Tensor> gru_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor,

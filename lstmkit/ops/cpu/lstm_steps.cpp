@@ -20,9 +20,10 @@ Cell parse_cell(const std::string& name) {
 Tensor none() { return Tensor(); }
 
 template <typename T>
-std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const OptTensor& b_hh,
-                            const OptTensor& w_hr, const OptTensor& w_peep, const OptTensor& ln_gain_hh,
-                            const OptTensor& ln_gain_c, const OptTensor& ln_bias_c, const OptTensor& rmask,
+std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const OptTensor& b_ih,
+                            const OptTensor& b_hh, const OptTensor& w_hr, const OptTensor& w_peep,
+                            const OptTensor& ln_gain_ih, const OptTensor& ln_gain_hh, const OptTensor& ln_gain_c,
+                            const OptTensor& ln_bias_c, const OptTensor& rmask,
                             const OptTensor& keep_h_t, const OptTensor& keep_c_t, const OptTensor& out_mask_t,
                             Cell cell, Act act, Act ract, bool store) {
   // h0 [.., B, P] and c0 [.., B, H]: read as B rows; h_T, c_T come back in their shapes.
@@ -43,8 +44,10 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   if (peep && store) c_new_all = Slots<T>(steps, B, H, opts); else c_new_row = Slots<T>(1, B, H, opts);
   Slots<T> phic_all(n, B, H, opts);
   if (proj) h_core_all = Slots<T>(n, B, H, opts);
-  Slots<T> h_rstd_all, c_rstd_all;
+  Slots<T> h_rstd_all, c_rstd_all, x_hat_all, x_rstd_all;
   if (ln) {
+    x_hat_all = Slots<T>(n, B, G, opts);
+    x_rstd_all = Slots<T>(steps, B, 1, opts);
     hw = Slots<T>(1, B, G, opts);
     h_hat_all = Slots<T>(n, B, G, opts);
     c_hat_all = Slots<T>(n, B, H, opts);
@@ -58,8 +61,10 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
 
   Mask<T> keep_h(keep_h_t), keep_c(keep_c_t), out_mask(out_mask_t);
   const T* rm = ptr_or_null<T>(rmask);
+  const T* bi = ptr_or_null<T>(b_ih);
   const T* bh = ptr_or_null<T>(b_hh);
   const T* peeps = ptr_or_null<T>(w_peep);
+  const T* gain_ih = ptr_or_null<T>(ln_gain_ih);
   const T* gain_hh = ptr_or_null<T>(ln_gain_hh);
   const T* gain_c = ptr_or_null<T>(ln_gain_c);
   const T* bias_c = ptr_or_null<T>(ln_bias_c);
@@ -88,6 +93,8 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     T* phic = phic_all[at_t];
     T* h_core = h_core_all[at_t];
     T* cn_all = peep && store ? c_new_all[t] : c_new_row[0];
+    T* x_hat = x_hat_all[at_t];
+    T* x_rstd = x_rstd_all[t];
     T* h_hat = h_hat_all[at_t];
     T* c_hat = c_hat_all[at_t];
     T* h_rstd = h_rstd_all[t];
@@ -96,10 +103,14 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
 
     for_rows(B, G, [&](int64_t b) {
       T* ar = a + b * G;
-      if (ln) {
+      if (ln) {                                   // a = LN(W_ih x) g_ih + b_ih + LN(W_hh h) g_hh + b_hh
+        T* xh = x_hat + b * G;
         T* hh = h_hat + b * G;
+        x_rstd[b] = normalise_row(ar, xh, G);
         h_rstd[b] = normalise_row(hw[0] + b * G, hh, G);
-        for (int64_t j = 0; j < G; ++j) ar[j] += hh[j] * gain_hh[j] + (bh ? bh[j] : T(0));
+        for (int64_t j = 0; j < G; ++j) {
+          ar[j] = xh[j] * gain_ih[j] + hh[j] * gain_hh[j] + (bi ? bi[j] : T(0)) + (bh ? bh[j] : T(0));
+        }
       }
       const T* cp = c + b * H;
       T* ai = cifg ? nullptr : ar;
@@ -169,18 +180,23 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   Tensor h_T = at::empty(h0.sizes(), opts), c_T = at::empty(c0.sizes(), opts);
   std::memcpy(h_T.data_ptr<T>(), h_states[last], sizeof(T) * B * P);
   std::memcpy(c_T.data_ptr<T>(), c_states[last], sizeof(T) * B * H);
-  if (!store) return {y, h_T, c_T, none(), none(), none(), none(), none(), none(), none(), none(), none(), none()};
+  if (!store) {
+    return {y, h_T, c_T, none(), none(), none(), none(), none(), none(), none(), none(), none(), none(), none(),
+            none()};
+  }
   Tensor h_in_saved = rmask ? h_in_all.tensor : h_states.tensor.narrow(0, 0, steps);
   return {y, h_T, c_T, xw, c_states.tensor.narrow(0, 0, steps), c_new_all.tensor, phic_all.tensor, h_in_saved,
-          h_core_all.tensor, h_hat_all.tensor, h_rstd_all.tensor, c_hat_all.tensor, c_rstd_all.tensor};
+          h_core_all.tensor, x_hat_all.tensor, x_rstd_all.tensor, h_hat_all.tensor, h_rstd_all.tensor,
+          c_hat_all.tensor, c_rstd_all.tensor};
 }
 
 template <typename T>
 std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Tensor& dc_T, const Tensor& gates,
                              const Tensor& c_prev, const OptTensor& c_new, const Tensor& phic,
-                             const OptTensor& h_hat, const OptTensor& h_rstd, const OptTensor& c_hat,
-                             const OptTensor& c_rstd, const Tensor& w_hh, const OptTensor& w_hr,
-                             const OptTensor& w_peep, const OptTensor& ln_gain_hh, const OptTensor& ln_gain_c,
+                             const OptTensor& x_hat, const OptTensor& x_rstd, const OptTensor& h_hat,
+                             const OptTensor& h_rstd, const OptTensor& c_hat, const OptTensor& c_rstd,
+                             const Tensor& w_hh, const OptTensor& w_hr, const OptTensor& w_peep,
+                             const OptTensor& ln_gain_ih, const OptTensor& ln_gain_hh, const OptTensor& ln_gain_c,
                              const OptTensor& rmask, const OptTensor& keep_h_t, const OptTensor& keep_c_t,
                              const OptTensor& out_mask_t, Cell cell, Act act, Act ract) {
   (void)c_new;   // the peephole's gradient needs it, and lstm_bptt.py takes it after the loop
@@ -190,6 +206,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   auto opts = gates.options();
   Tensor d_pre = at::empty({steps, B, G}, opts);
   Tensor d_hw = ln ? at::empty({steps, B, G}, opts) : none();
+  Tensor d_xw = ln ? at::empty({steps, B, G}, opts) : none();
   Tensor dh_new_all = proj ? at::empty({steps, B, P}, opts) : none();
   Tensor d_c_norm = ln ? at::empty({steps, B, H}, opts) : none();
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
@@ -204,6 +221,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   const T* dy = ptr_or_null<T>(dy_t);
   const T* rm = ptr_or_null<T>(rmask);
   const T* peeps = ptr_or_null<T>(w_peep);
+  const T* gain_ih = ptr_or_null<T>(ln_gain_ih);
   const T* gain_hh = ptr_or_null<T>(ln_gain_hh);
   const T* gain_c = ptr_or_null<T>(ln_gain_c);
   T* dh_p = dh.data_ptr<T>();
@@ -234,6 +252,9 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     const T* c_rstd_t = ln ? step_ptr<T>(c_rstd, t) : nullptr;
     const T* h_rstd_t = ln ? step_ptr<T>(h_rstd, t) : nullptr;
     T* d_hw_t = ln ? step_ptr<T>(d_hw, t) : nullptr;
+    T* d_xw_t = ln ? step_ptr<T>(d_xw, t) : nullptr;
+    const T* x_hat_t = ln ? step_ptr<T>(x_hat, t) : nullptr;
+    const T* x_rstd_t = ln ? step_ptr<T>(x_rstd, t) : nullptr;
 
     for_rows(B, G, [&](int64_t b) {
       const T* gr = g_t + b * G;
@@ -289,7 +310,10 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       if (peep) {
         for (int64_t j = 0; j < H; ++j) dcr[j] += dai[j] * peeps[j] + daf[j] * peeps[H + j];
       }
-      if (ln) normalise_row_backward(dr, gain_hh, h_hat_t + b * G, h_rstd_t[b], d_hw_t + b * G, G);
+      if (ln) {
+        normalise_row_backward(dr, gain_hh, h_hat_t + b * G, h_rstd_t[b], d_hw_t + b * G, G);
+        normalise_row_backward(dr, gain_ih, x_hat_t + b * G, x_rstd_t[b], d_xw_t + b * G, G);
+      }
     });
 
     const T* d_rec = ln ? d_hw_t : dpre_t;
@@ -301,7 +325,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       gemm_hh.run(d_rec, G, T(1), dh_p, P);        // dh_{t-1} += d_rec W_hh
     }
   }
-  return {d_pre, d_hw, dh_new_all, d_c_norm, dh, dc};
+  return {d_pre, d_xw, d_hw, dh_new_all, d_c_norm, dh, dc};
 }
 
 // One step from x_t: the input projection (and its layer norm) here, then forward() with T = 1
@@ -315,22 +339,15 @@ std::vector<Tensor> step(const Tensor& x, const Tensor& h, const Tensor& c, cons
   const bool ln = cell == Cell::LayerNorm;
   Tensor xw = at::empty({1, B, G}, x.options());
   T* a = xw.data_ptr<T>();
-  const T* bi = ptr_or_null<T>(b_ih);
-  const T* bh = ln ? nullptr : ptr_or_null<T>(b_hh);   // outside a norm both biases fold in
+  const T* bi = ln ? nullptr : ptr_or_null<T>(b_ih);   // outside a norm both biases fold in here;
+  const T* bh = ln ? nullptr : ptr_or_null<T>(b_hh);   // the layernorm cell adds them after its norms
   for (int64_t b = 0; b < B; ++b) {
-    for (int64_t j = 0; j < G; ++j) a[b * G + j] = ln ? T(0) : (bi ? bi[j] : T(0)) + (bh ? bh[j] : T(0));
+    for (int64_t j = 0; j < G; ++j) a[b * G + j] = (bi ? bi[j] : T(0)) + (bh ? bh[j] : T(0));
   }
   WeightGemm<T>(w_ih, /*trans=*/true, B).run(x.data_ptr<T>(), I, T(1), a, G);
-  if (ln) {
-    const T* gain = ln_gain_ih->data_ptr<T>();
-    std::vector<T> hat(G);
-    for (int64_t b = 0; b < B; ++b) {
-      normalise_row(a + b * G, hat.data(), G);
-      for (int64_t j = 0; j < G; ++j) a[b * G + j] = hat[j] * gain[j] + (bi ? bi[j] : T(0));
-    }
-  }
-  auto out = forward<T>(xw, h, c, w_hh, ln ? b_hh : OptTensor(), w_hr, w_peep, ln_gain_hh, ln_gain_c, ln_bias_c,
-                        OptTensor(), OptTensor(), OptTensor(), OptTensor(), cell, act, ract, /*store=*/false);
+  auto out = forward<T>(xw, h, c, w_hh, ln ? b_ih : OptTensor(), ln ? b_hh : OptTensor(), w_hr, w_peep, ln_gain_ih,
+                        ln_gain_hh, ln_gain_c, ln_bias_c, OptTensor(), OptTensor(), OptTensor(), OptTensor(), cell,
+                        act, ract, /*store=*/false);
   return {out[1], out[2]};
 }
 
@@ -351,32 +368,35 @@ std::vector<Tensor> lstm_step(Tensor x, Tensor h, Tensor c, Tensor w_ih, Tensor 
   });
 }
 
-std::vector<Tensor> lstm_forward_steps(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor b_hh, OptTensor w_hr,
-                                       OptTensor w_peep, OptTensor ln_gain_hh, OptTensor ln_gain_c,
-                                       OptTensor ln_bias_c, OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
-                                       OptTensor out_mask, std::string cell, std::string act, std::string ract,
-                                       bool store) {
-  check_inputs("lstm_forward_steps", xw, {&h0, &c0, &w_hh}, {&b_hh, &w_hr, &w_peep, &ln_gain_hh, &ln_gain_c,
-                                                             &ln_bias_c, &rmask, &keep_h, &keep_c, &out_mask});
+std::vector<Tensor> lstm_forward_steps(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor b_ih, OptTensor b_hh,
+                                       OptTensor w_hr, OptTensor w_peep, OptTensor ln_gain_ih, OptTensor ln_gain_hh,
+                                       OptTensor ln_gain_c, OptTensor ln_bias_c, OptTensor rmask, OptTensor keep_h,
+                                       OptTensor keep_c, OptTensor out_mask, std::string cell, std::string act,
+                                       std::string ract, bool store) {
+  check_inputs("lstm_forward_steps", xw, {&h0, &c0, &w_hh},
+               {&b_ih, &b_hh, &w_hr, &w_peep, &ln_gain_ih, &ln_gain_hh, &ln_gain_c, &ln_bias_c, &rmask, &keep_h,
+                &keep_c, &out_mask});
   return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward_steps", [&] {
-    return forward<scalar_t>(xw, h0, c0, w_hh, b_hh, w_hr, w_peep, ln_gain_hh, ln_gain_c, ln_bias_c, rmask, keep_h,
-                             keep_c, out_mask, parse_cell(cell), parse_act(act), parse_act(ract), store);
+    return forward<scalar_t>(xw, h0, c0, w_hh, b_ih, b_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c,
+                             ln_bias_c, rmask, keep_h, keep_c, out_mask, parse_cell(cell), parse_act(act),
+                             parse_act(ract), store);
   });
 }
 
 std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
-                                        OptTensor c_new, Tensor phic, OptTensor h_hat, OptTensor h_rstd,
-                                        OptTensor c_hat, OptTensor c_rstd, Tensor w_hh, OptTensor w_hr,
-                                        OptTensor w_peep, OptTensor ln_gain_hh, OptTensor ln_gain_c,
-                                        OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
-                                        std::string cell, std::string act, std::string ract) {
+                                        OptTensor c_new, Tensor phic, OptTensor x_hat, OptTensor x_rstd,
+                                        OptTensor h_hat, OptTensor h_rstd, OptTensor c_hat, OptTensor c_rstd,
+                                        Tensor w_hh, OptTensor w_hr, OptTensor w_peep, OptTensor ln_gain_ih,
+                                        OptTensor ln_gain_hh, OptTensor ln_gain_c, OptTensor rmask, OptTensor keep_h,
+                                        OptTensor keep_c, OptTensor out_mask, std::string cell, std::string act,
+                                        std::string ract) {
   check_inputs("lstm_backward_steps", gates, {&dh_T, &dc_T, &c_prev, &phic, &w_hh},
-               {&dy, &c_new, &h_hat, &h_rstd, &c_hat, &c_rstd, &w_hr, &w_peep, &ln_gain_hh, &ln_gain_c, &rmask,
-                &keep_h, &keep_c, &out_mask});
+               {&dy, &c_new, &x_hat, &x_rstd, &h_hat, &h_rstd, &c_hat, &c_rstd, &w_hr, &w_peep, &ln_gain_ih,
+                &ln_gain_hh, &ln_gain_c, &rmask, &keep_h, &keep_c, &out_mask});
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward_steps", [&] {
-    return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, c_new, phic, h_hat, h_rstd, c_hat, c_rstd, w_hh, w_hr,
-                              w_peep, ln_gain_hh, ln_gain_c, rmask, keep_h, keep_c, out_mask, parse_cell(cell),
-                              parse_act(act), parse_act(ract));
+    return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat,
+                              c_rstd, w_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, rmask, keep_h, keep_c,
+                              out_mask, parse_cell(cell), parse_act(act), parse_act(ract));
   });
 }
 
