@@ -4,6 +4,7 @@ randomised configurations (hypothesis), and the streaming step() against forward
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 import torch
@@ -270,3 +271,26 @@ def test_large_batch_gemm_path_matches_plain_loops(cell):
         results.append((out, torch.autograd.grad(sum(o.square().sum() for o in out), params)))
     for a, b in zip(results[0][0] + results[0][1], results[1][0] + results[1][1]):
         torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+
+
+def test_a_failed_build_falls_back_with_one_warning(monkeypatch, gen):
+    """Without a working compiler the op runs the plain-torch loops, after exactly one warning
+    that says why; the numbers stay right."""
+    def broken_build():
+        raise RuntimeError("no C++ compiler here")
+
+    monkeypatch.setattr(cpu, "_build", broken_build)
+    monkeypatch.setattr(cpu, "_state", {"tried": False, "module": None, "error": None})
+    monkeypatch.delenv("LSTMKIT_BACKEND", raising=False)
+    w = random_lstm_weights("peephole", 3, 4, generator=gen)
+    x = torch.randn(5, 2, 3, dtype=torch.float64, generator=gen)
+    h0, c0 = torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, 4, dtype=torch.float64)
+    with pytest.warns(RuntimeWarning, match="could not build the fused CPU kernels.*no C\\+\\+ compiler here"):
+        y, _ = ops.lstm(x, h0, c0, w, cell="peephole")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")           # no second warning
+        assert ops.backend() == "torch"
+        y_again, _ = ops.lstm(x, h0, c0, w, cell="peephole")
+    y_ref, _ = reference.lstm(x, h0, c0, w, "peephole")
+    torch.testing.assert_close(y, y_ref, atol=1e-10, rtol=0)
+    torch.testing.assert_close(y_again, y, atol=0, rtol=0)
