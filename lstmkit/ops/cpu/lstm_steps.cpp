@@ -328,8 +328,8 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   return {d_pre, d_xw, d_hw, dh_new_all, d_c_norm, dh, dc};
 }
 
-// One step from x_t: the input projection (and its layer norm) here, then forward() with T = 1
-// and nothing stored. The streaming path: no Python between the GEMMs.
+// One step from x_t: the input projection here, then forward() with T = 1 (which normalises it
+// for the layernorm cell) and nothing stored. The streaming path: no Python between the GEMMs.
 template <typename T>
 std::vector<Tensor> step(const Tensor& x, const Tensor& h, const Tensor& c, const Tensor& w_ih, const Tensor& w_hh,
                          const OptTensor& b_ih, const OptTensor& b_hh, const OptTensor& w_hr,
