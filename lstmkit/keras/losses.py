@@ -93,16 +93,23 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     return -(y_true * log_prob).sum(dim=axis)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+def sparse_labels(y_true, y_pred, what: str):
+    """Labels [..., 1] or [...] for predictions [..., classes]: returned as [...], or a ValueError
+    naming `what`, the expected shape and the one given."""
     labels = y_true
     if labels.dim() == y_pred.dim() and labels.shape[-1] == 1:
         labels = labels.squeeze(-1)
     if labels.shape != y_pred.shape[:-1]:
         raise ValueError(
-            f"sparse_categorical_crossentropy: y_true must hold one integer label per output row, shape "
+            f"{what}: y_true must hold one integer label per output row, shape "
             f"{tuple(y_pred.shape[:-1])}, got {tuple(y_true.shape)}"
-            + (" (one-hot labels: use categorical_crossentropy)" if y_true.shape == y_pred.shape else "")
+            + (" (one-hot labels: use the categorical variant)" if y_true.shape == y_pred.shape else "")
         )
+    return labels
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+    labels = sparse_labels(y_true, y_pred, "sparse_categorical_crossentropy")
     if labels.is_floating_point():
         if not torch.equal(labels, labels.round()):
             raise ValueError("sparse_categorical_crossentropy: y_true must hold integer class labels, got fractions")

@@ -29,13 +29,7 @@ def categorical_accuracy(y_true, y_pred):
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
-    labels = y_true
-    if labels.dim() == y_pred.dim() and labels.shape[-1] == 1:
-        labels = labels.squeeze(-1)
-    if labels.shape != y_pred.shape[:-1]:
-        raise ValueError(
-            f"sparse_categorical_accuracy: y_true must have shape {tuple(y_pred.shape[:-1])}, got {tuple(y_true.shape)}"
-        )
+    labels = losses_module.sparse_labels(y_true, y_pred, "sparse_categorical_accuracy")
     return (labels.long() == y_pred.argmax(dim=-1)).to(y_pred.dtype)
 
 
