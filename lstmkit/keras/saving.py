@@ -12,15 +12,13 @@ Any extension works ("model.keras" is only a name: the content is not Keras's zi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import tempfile
 
 import numpy as np
-import torch
 
+from ..files import cpu_state, load_tensor_file, save_tensor_file
 from . import tree
 from .tensor import KerasTensor
 
@@ -117,88 +115,30 @@ def functional_from_config(config: dict, custom_objects=None):
 
 # ---------------------------------------------------------------------- files
 
-def _atomic_write(filepath: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(filepath))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(filepath) + "-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for k in sorted(tensors):
-        t = tensors[k]
-        h.update(k.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def _state_tensors(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-
-
-def _safetensors():
-    try:
-        import safetensors.torch
-    except ImportError:
-        raise ImportError("saving and loading lstmkit.keras models needs safetensors: pip install safetensors") from None
-    return safetensors.torch
-
-
 def _write(filepath, tensors, metadata, overwrite) -> None:
-    save = _safetensors().save
-
     filepath = os.fspath(filepath)
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} exists and overwrite=False")
-    metadata = {**metadata, "weights_sha256": _digest(tensors)}
-    _atomic_write(filepath, save(tensors, metadata=metadata))
+    fmt = metadata.pop("format")
+    save_tensor_file(filepath, tensors, fmt, metadata)
 
 
 def _read(filepath, want_format: str):
     """-> (metadata dict, tensors dict), with clear errors for missing, foreign or damaged files."""
-    load = _safetensors().load
-
     filepath = os.fspath(filepath)
-    if not os.path.exists(filepath):
-        raise FileNotFoundError(f"no such file: {filepath}")
-    with open(filepath, "rb") as f:
-        raw = f.read()
-    if raw[:4] == b"PK\x03\x04":
-        raise ValueError(
-            f"{filepath} is a zip archive (a real Keras .keras file?); lstmkit reads its own model files. "
-            "To bring Keras weights in, save them in Keras with model.save_weights('x.weights.h5') and "
-            "call load_weights on the same model built in lstmkit."
-        )
-    if raw[:8] == b"\x89HDF\r\n\x1a\n":
-        raise ValueError(f"{filepath} is an HDF5 file: use model.load_weights() for Keras .weights.h5 files")
-    try:
-        if len(raw) < 8:
-            raise ValueError(f"only {len(raw)} bytes")
-        n = int.from_bytes(raw[:8], "little")
-        if n <= 0 or 8 + n > len(raw):
-            raise ValueError(f"header length {n} does not fit in {len(raw)} bytes")
-        header = json.loads(raw[8:8 + n])
-        metadata = header.get("__metadata__") or {}
-        tensors = load(raw)
-    except Exception as exc:  # safetensors raises its own error types
-        raise ValueError(f"{filepath} is not a complete lstmkit file (truncated or corrupted): {exc}") from None
-    fmt = metadata.get("format")
-    if fmt != want_format and not (want_format == WEIGHTS_FORMAT and fmt == FORMAT):
-        raise ValueError(f"{filepath} holds {fmt or 'no lstmkit format tag'}, expected {want_format}")
-    if metadata.get("weights_sha256") != _digest(tensors):
-        raise ValueError(f"{filepath} is corrupted: its weights do not match the checksum stored with them")
-    return metadata, tensors
+    if os.path.exists(filepath):
+        with open(filepath, "rb") as f:
+            magic = f.read(8)
+        if magic[:4] == b"PK\x03\x04":
+            raise ValueError(
+                f"{filepath} is a zip archive (a real Keras .keras file?); lstmkit reads its own model files. "
+                "To bring Keras weights in, save them in Keras with model.save_weights('x.weights.h5') and "
+                "call load_weights on the same model built in lstmkit."
+            )
+        if magic == b"\x89HDF\r\n\x1a\n":
+            raise ValueError(f"{filepath} is an HDF5 file: use model.load_weights() for Keras .weights.h5 files")
+    accepted = (want_format, FORMAT) if want_format == WEIGHTS_FORMAT else (want_format,)
+    return load_tensor_file(filepath, accepted)
 
 
 def _load_state(model, tensors: dict, filepath: str) -> None:
@@ -267,7 +207,7 @@ def save_model(model, filepath, overwrite=True) -> None:
     config = serialize_layer(model)
     metadata = {"format": FORMAT, "model_config": json.dumps(config),
                 "compile_config": json.dumps(_compile_config(model))}
-    _write(filepath, _state_tensors(model), metadata, overwrite)
+    _write(filepath, cpu_state(model), metadata, overwrite)
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
@@ -293,7 +233,7 @@ def save_weights(model, filepath, overwrite=True) -> None:
         raise ValueError("lstmkit writes weights as safetensors; use a name like 'model.weights.safetensors'")
     if not model.built:
         raise ValueError("the model is not built yet: it has no weights to save")
-    _write(filepath, _state_tensors(model), {"format": WEIGHTS_FORMAT}, overwrite)
+    _write(filepath, cpu_state(model), {"format": WEIGHTS_FORMAT}, overwrite)
 
 
 def load_weights(model, filepath) -> None:
