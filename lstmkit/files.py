@@ -50,7 +50,7 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
         t = tensors[k]
         h.update(k.encode())
         h.update(str(tuple(t.shape)).encode())
-        h.update(t.contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
