@@ -248,6 +248,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per configuration (default 5)")
     parser.add_argument("--quick", action="store_true", help="the two smaller configurations and streaming only")
     parser.add_argument("--write", type=Path, metavar="FILE", help="also write the tables to this markdown file")
+    parser.add_argument("--config", type=parse_config, metavar="T,B,I,H[,LAYERS[,bidir]]",
+                        help="time this one size instead of the standard ones (e.g. 200,16,64,128,2,bidir)")
+
+
+def parse_config(text: str) -> Config:
+    """"T,B,I,H[,layers[,bidir]]" -> Config; argparse shows the ValueError's message."""
+    parts = [p.strip() for p in text.split(",")]
+    bidirectional = parts[-1] == "bidir"
+    numbers = parts[:-1] if bidirectional else parts
+    try:
+        values = [int(p) for p in numbers]
+    except ValueError:
+        values = []
+    if len(values) not in (4, 5) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected T,B,I,H[,layers[,bidir]] with positive whole numbers, got {text!r}")
+    T, B, I, H = values[:4]
+    layers = values[4] if len(values) == 5 else 1
+    name = f"{layers}-layer {'bidir ' if bidirectional else ''}T={T} B={B} I={I} H={H}"
+    return Config(name, T, B, I, H, layers=layers, bidirectional=bidirectional)
 
 
 def main(argv=None) -> int:
@@ -260,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     """Measure every configuration, print the tables as they come, and write them when asked."""
     if args.rounds < 1:
         raise ValueError(f"--rounds must be at least 1, got {args.rounds}")
-    configs = CONFIGS[1:3] if args.quick else CONFIGS
+    configs = [args.config] if args.config else CONFIGS[1:3] if args.quick else CONFIGS
     busy0, mine0 = cpu_jiffies()
     wall0 = time.perf_counter()
     lines = [

@@ -125,3 +125,34 @@ def stacked_heatmaps(panels: dict[str, np.ndarray], path, title: str, step_label
         elif k < len(names) - 1:
             ax.set_xticks([])
     _save(plt, fig, path)
+
+
+def shaded_text(text: str, values: np.ndarray, path, title: str, width: int = 80, label: str = "bits") -> None:
+    """The text in rows of `width` characters, each character's cell shaded by its value.
+
+    text [N] characters; values [N - 1] for text[1:] (the first character is context, left blank)."""
+    import matplotlib
+
+    cells, row, col = [], 0, 0                      # (row, col, char, value or NaN)
+    for k, c in enumerate(text):
+        cells.append((row, col, "\u21b5" if c == "\n" else c, values[k - 1] if k else np.nan))
+        col += 1
+        if c == "\n" or col == width:
+            row, col = row + 1, 0
+    rows = max(r for r, *_ in cells) + 1
+    grid = np.full((rows, width), np.nan)
+    for r, c, _, v in cells:
+        grid[r, c] = v
+    plt, fig = _figure(0.115 * width + 1.2, 0.2 * rows + 0.9)
+    ax = fig.add_subplot(1, 1, 1)
+    cmap = matplotlib.colormaps["YlOrRd"].with_extremes(bad="white")
+    image = ax.imshow(grid, cmap=cmap, aspect="auto", vmin=0, vmax=max(4.0, float(np.nanpercentile(grid, 99))),
+                      interpolation="nearest")
+    for r, c, ch, _ in cells:
+        ax.text(c, r, ch, ha="center", va="center", fontsize=7, family="DejaVu Sans Mono",
+                color="grey" if ch == "\u21b5" else "black")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01, label=label)
+    _save(plt, fig, path)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .. import plots
+from . import common, training
 from .common import recurrent
 from .metrics import classification, confusion_matrix
 
@@ -94,3 +96,62 @@ def majority_baseline(train_labels, test_labels, n_classes: int) -> dict:
     """Always predict the commonest training class: its accuracy and macro_f1 on the test labels."""
     majority = int(np.bincount(np.asarray(train_labels), minlength=n_classes).argmax())
     return classification(test_labels, np.full(len(test_labels), majority), n_classes)
+
+
+def fit_classifier(model: SequenceClassifier, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor, val,
+                   *, epochs: int, batch_size: int, lr: float, seed: int, device, checkpoint, resume: bool,
+                   progress: bool, log, desc: str) -> training.History:
+    """Cross-entropy training of `model` on padded x [N, T, F], lengths [N], classes y [N].
+
+    val: (x, lengths, y) picks the epoch with the best validation accuracy; None keeps the last."""
+
+    def batches(epoch):
+        order = np.random.default_rng([seed, epoch]).permutation(len(y))  # same batches on resume
+        for start in range(0, len(order), batch_size):
+            idx = torch.as_tensor(order[start:start + batch_size])
+            steps = int(lengths[idx].max())                                  # crop the batch's padding
+            yield x[idx, :steps], lengths[idx], y[idx]
+
+    def loss(m, batch):
+        bx, bl, by = batch
+        return F.cross_entropy(m(bx, bl), by)
+
+    def validate(m):
+        vx, vl, vy = val
+        predicted, probabilities = predict_classes(m, vx, vl, device=device)
+        nll = F.nll_loss(torch.log(torch.as_tensor(probabilities).clamp_min(1e-12)), vy).item()
+        return nll, float((predicted == vy.numpy()).mean())
+
+    return training.fit(model, batches=batches, loss=loss, validate=validate if val is not None else None,
+                        metric_name="accuracy", higher_is_better=True, epochs=epochs, lr=lr, device=device,
+                        checkpoint=checkpoint, resume=resume, progress=progress, log=log, desc=desc)
+
+
+def comparison_section(model_name: str, figures: dict, baselines: dict, extra: str = "") -> str:
+    """The results table and a plain verdict: does the model beat every baseline on accuracy?"""
+    rows = [[model_name, figures["accuracy"], figures["macro_f1"]]]
+    rows += [[name, b["accuracy"], b["macro_f1"]] for name, b in baselines.items()]
+    best_name, best = max(baselines.items(), key=lambda item: item[1]["accuracy"])
+    if figures["accuracy"] > best["accuracy"]:
+        verdict = (f"The {model_name} beats every baseline: test accuracy {figures['accuracy']:.4f} against "
+                   f"{best['accuracy']:.4f} for the best one ({best_name}).")
+    else:
+        verdict = (f"The {model_name} does **not** beat the {best_name} baseline: test accuracy "
+                   f"{figures['accuracy']:.4f} against {best['accuracy']:.4f}.")
+    return "## Results (test)\n\n" + common.markdown_table(["model", "accuracy", "macro F1"], rows) + \
+        f"\n\n{verdict} {extra}".rstrip()
+
+
+def model_name(cell: str) -> str:
+    return "GRU" if cell == "gru" else "LSTM"
+
+
+def model_section(model: dict, trained: dict, seconds: float, reads: str) -> str:
+    """The report's model paragraph: which recurrent stack read what, and which epoch was kept."""
+    kind = "GRU" if model["cell"] == "gru" else f"LSTM ({model['cell']} cell)"
+    kind = ("bidirectional " if model["bidirectional"] else "") + kind
+    return (f"## Model\n\nA {kind} over {reads}, hidden {model['hidden']}, {model['layers']} layer(s); kept "
+            f"epoch {trained['best_epoch']} of {trained['epochs_run']}; {seconds:.1f} s in all.")
+
+
+# ---------------------------------------------------------------- normalisation

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from .. import nn as lnn
@@ -17,11 +19,11 @@ CELL_CHOICES = ("vanilla", "peephole", "cifg", "layernorm", "gru")
 
 def add_training_arguments(parser: argparse.ArgumentParser, *, epochs: int, hidden: int, layers: int = 1,
                            bidirectional: bool = False, text_columns: bool = False, data_help: str = "",
-                           test_help: str = "") -> None:
+                           test_help: str = "", data_metavar: str = "FILE") -> None:
     """The contract every training subcommand keeps (dest names = the train() keyword names)."""
     io = parser.add_argument_group("data and output")
-    io.add_argument("--data", metavar="FILE", help=data_help or "training data (default: the embedded dataset)")
-    io.add_argument("--test", metavar="FILE",
+    io.add_argument("--data", metavar=data_metavar, help=data_help or "training data (default: the embedded dataset)")
+    io.add_argument("--test", metavar=data_metavar,
                     help=test_help or "held-out test data (default: a split of --data, stated in the report)")
     io.add_argument("--out", metavar="DIR", help="run folder to write (default runs/<task>-<timestamp>/)")
     io.add_argument("--resume", action="store_true",
@@ -39,7 +41,24 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, epochs: int, hidd
                        help=f"read sequences both ways (default {'on' if bidirectional else 'off'})")
     model.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same run (default 0)")
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default auto: cuda when present)")
+    model.add_argument("--threads", type=int, default=1,
+                       help="CPU threads for torch (default 1: these models are small, and on a busy machine "
+                            "several threads waiting on each other ran 4-13x slower; raise it for a large --hidden)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+@contextlib.contextmanager
+def cpu_threads(count: int | None):
+    """torch's CPU thread count set to `count` for the block (None or 0: left alone), then restored."""
+    if count is not None and count < 0:
+        raise ValueError(f"--threads must be a positive whole number, got {count}")
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def check_positive(**values: int) -> None:

@@ -251,7 +251,7 @@ def test_gate_panels_match_the_first_step_by_hand():
     assert all(p.shape == (4, 5) for p in panels.values())
     # step 0 from zero state: gates = sigmoid(W_ih x_0 + b_ih + b_hh), rows i, f, g, o.
     pre = (layer.weight_ih_l0 @ x[0, 0] + layer.bias_ih_l0 + layer.bias_hh_l0).detach().view(4, 6)
-    i, f, g, o = torch.sigmoid(pre[0]), torch.sigmoid(pre[1]), torch.tanh(pre[2]), torch.sigmoid(pre[3])
+    i, f, g = torch.sigmoid(pre[0]), torch.sigmoid(pre[1]), torch.tanh(pre[2])
     np.testing.assert_allclose(panels["forget gate f"][:, 0], f[units].numpy(), rtol=1e-5)
     np.testing.assert_allclose(panels["input gate i"][:, 0], i[units].numpy(), rtol=1e-5)
     np.testing.assert_allclose(panels["cell state c"][:, 0], (i * g)[units].numpy(), rtol=1e-5, atol=1e-7)
