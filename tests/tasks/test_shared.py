@@ -270,3 +270,21 @@ def test_plots_write_png_files(tmp_path):
     plots.heatmap(np.random.rand(3, 4), tmp_path / "h.png", "attention", list("abcd"), list("xyz"))
     for name in ("curves.png", "cm.png", "s.png", "h.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gru_gate_panels_match_the_first_step_by_hand():
+    from lstmkit import nn as lnn
+
+    torch.manual_seed(1)
+    layer = lnn.GRU(2, 3)                       # time-major input [T, 1, I]
+    x = torch.randn(4, 1, 2)
+    panels, units = gate_panels(layer, x, units=3)
+    assert set(panels) == {"reset gate r", "update gate z", "candidate n", "state h"}
+    # step 0 from zero state: r, z = sigmoid(W_i x + b_i + b_h); n = tanh(W_in x + b_in + r * b_hn)
+    pre_i = (layer.weight_ih_l0 @ x[0, 0] + layer.bias_ih_l0).detach().view(3, 3)
+    b_h = layer.bias_hh_l0.detach().view(3, 3)
+    r, z = torch.sigmoid(pre_i[0] + b_h[0]), torch.sigmoid(pre_i[1] + b_h[1])
+    n = torch.tanh(pre_i[2] + r * b_h[2])
+    np.testing.assert_allclose(panels["reset gate r"][:, 0], r[units].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(panels["update gate z"][:, 0], z[units].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(panels["state h"][:, 0], ((1 - z) * n)[units].numpy(), rtol=1e-5, atol=1e-7)
