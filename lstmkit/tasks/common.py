@@ -41,9 +41,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, epochs: int, hidd
                        help=f"read sequences both ways (default {'on' if bidirectional else 'off'})")
     model.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same run (default 0)")
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default auto: cuda when present)")
-    model.add_argument("--threads", type=int, default=1,
-                       help="CPU threads for torch (default 1: these models are small, and on a busy machine "
-                            "several threads waiting on each other ran 4-13x slower; raise it for a large --hidden)")
+    model.add_argument("--threads", type=int, default=0,
+                       help="CPU threads for torch (default 0: torch's choice, one per core). On a busy or shared "
+                            "machine try 1: threads that wait on each other ran these small models 4-13x slower")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -51,7 +51,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, epochs: int, hidd
 def cpu_threads(count: int | None):
     """torch's CPU thread count set to `count` for the block (None or 0: left alone), then restored."""
     if count is not None and count < 0:
-        raise ValueError(f"--threads must be a positive whole number, got {count}")
+        raise ValueError(f"--threads must be 0 (torch's choice) or a positive whole number, got {count}")
     before = torch.get_num_threads()
     if count:
         torch.set_num_threads(count)
