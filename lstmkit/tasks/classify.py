@@ -390,9 +390,7 @@ class Predictor:
 
 def load(run) -> Predictor:
     """The Predictor of a classify run folder (or its model.safetensors)."""
-    task, config, state = runs.load_model(run)
-    if task != TASK:
-        raise ValueError(f"{run} holds a {task!r} model, not a classify one")
+    config, state = runs.load_task_model(run, TASK)
     model = SequenceClassifier(config["model"])
     model.load_state_dict(state)
     return Predictor(model, Vocabulary.from_json(config["vocab"]), config["labels"], config)

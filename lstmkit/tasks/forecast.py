@@ -219,9 +219,7 @@ class Predictor:
 
 def load(run) -> Predictor:
     """The Predictor of a saved forecast run (a run folder or its model.safetensors)."""
-    task, config, state = runs.load_model(run)
-    if task != TASK:
-        raise ValueError(f"{run} holds a {task} model, not a forecast one")
+    config, state = runs.load_task_model(run, TASK)
     model = Forecaster(config["model"])
     model.load_state_dict(state)
     return Predictor(model, config)

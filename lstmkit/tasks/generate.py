@@ -444,9 +444,7 @@ class Predictor:
 
 def load(run) -> Predictor:
     """The Predictor of a saved generate run (a run folder or its model.safetensors)."""
-    task, config, state = runs.load_model(run)
-    if task != TASK:
-        raise ValueError(f"{run} was written by `lstmkit {task}`, not `lstmkit {TASK}`")
+    config, state = runs.load_task_model(run, TASK)
     model = CharLM(config)
     model.load_state_dict(state)
     return Predictor(model.eval(), config)

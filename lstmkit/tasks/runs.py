@@ -64,6 +64,14 @@ def load_model(run) -> tuple[str, dict, dict[str, torch.Tensor]]:
         raise ValueError(f"{path}: the task config stored in the file is damaged ({exc})") from None
 
 
+def load_task_model(run, task: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config, state_dict) of a run written by `task`; another task's run is an error naming both."""
+    found, config, state = load_model(run)
+    if found != task:
+        raise ValueError(f"{run} was written by `lstmkit {found}`, not `lstmkit {task}`")
+    return config, state
+
+
 def write_metrics(run_dir, metrics: dict) -> Path:
     path = Path(run_dir) / METRICS_FILE
     write_json(path, metrics)

@@ -317,9 +317,7 @@ class SequencePredictor:
 
 
 def load(run) -> SequencePredictor:
-    task, config, state = runs.load_model(run)
-    if task != TASK:
-        raise ValueError(f"{run} holds a {task!r} model, not a sequence model")
+    config, state = runs.load_task_model(run, TASK)
     model = SequenceClassifier(config["model"])
     model.load_state_dict(state)
     return SequencePredictor(model, config)

@@ -329,9 +329,7 @@ def _listed(file: Path) -> list[Path]:
 
 
 def load(run) -> SpeechPredictor:
-    task, config, state = runs.load_model(run)
-    if task != TASK:
-        raise ValueError(f"{run} holds a {task!r} model, not a speech model")
+    config, state = runs.load_task_model(run, TASK)
     model = SequenceClassifier(config["model"])
     model.load_state_dict(state)
     return SpeechPredictor(model, config)

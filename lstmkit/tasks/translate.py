@@ -148,9 +148,7 @@ class Translator:
 
 
 def load(run) -> Translator:
-    task, config, state = runs.load_model(run)
-    if task != TASK:
-        raise ValueError(f"{run} holds a {task} model, not a {TASK} one")
+    config, state = runs.load_task_model(run, TASK)
     model = Seq2Seq(config["model"])
     model.load_state_dict(state)
     model.eval()
