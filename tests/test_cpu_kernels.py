@@ -182,14 +182,18 @@ STEP_CASES = [
     ("LSTM", dict()), ("LSTM", dict(cell="peephole", num_layers=2)), ("LSTM", dict(cell="cifg", proj_size=3)),
     ("LSTM", dict(cell="layernorm", num_layers=3, proj_size=2, activation="relu")),
     ("GRU", dict()), ("GRU", dict(num_layers=2, recurrent_activation="hard_sigmoid")),
+    # the streaming kernel for a few rows: unit blocks of 32 (70 = 2 full blocks and a part), cifg's 3 gates
+    ("LSTM", dict(hidden=70)), ("LSTM", dict(cell="cifg", hidden=70)), ("LSTM", dict(cell="peephole", hidden=33)),
+    ("LSTM", dict(activation="relu", recurrent_activation="hard_sigmoid", bias=False)),
 ]
 
 
 @pytest.mark.parametrize("mode,kwargs", STEP_CASES)
-@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("batch", [1, 3, 4, 5])
 def test_step_equals_forward(mode, kwargs, batch):
     torch.manual_seed(0)
-    layer = getattr(lnn, mode)(4, 5, **kwargs).double().eval()
+    kwargs = dict(kwargs)
+    layer = getattr(lnn, mode)(4, kwargs.pop("hidden", 5), **kwargs).double().eval()
     x = torch.randn(7, batch, 4, dtype=torch.float64)
     with torch.no_grad():
         y, final = layer(x)
@@ -200,6 +204,28 @@ def test_step_equals_forward(mode, kwargs, batch):
     torch.testing.assert_close(torch.stack(outs), y, atol=1e-12, rtol=0)
     for a, b in zip(state if isinstance(state, tuple) else (state,), final if isinstance(final, tuple) else (final,)):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg"])
+@pytest.mark.parametrize("batch", [1, 4])
+def test_streaming_kernel_in_float32_matches_the_float64_reference(cell, batch):
+    torch.manual_seed(1)
+    layer = lnn.LSTM(24, 80, cell=cell).eval()
+    x = torch.randn(6, batch, 24)
+    with torch.no_grad():
+        want, _ = ops_reference_forward(layer.double(), x.double())
+        layer.float()
+        state, outs = None, []
+        for t in range(6):
+            out, state = layer.step(x[t], state)
+            outs.append(out)
+    torch.testing.assert_close(torch.stack(outs).double(), want, atol=1e-5, rtol=0)
+
+
+def ops_reference_forward(layer, x):
+    """The layer's output through the step-by-step reference equations (trace runs them)."""
+    traced = layer.trace(x)
+    return traced["h"][-1], traced
 
 
 def test_step_unbatched_batch_first_and_with_gradient():

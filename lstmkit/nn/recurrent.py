@@ -131,8 +131,7 @@ class RecurrentLayer(nn.Module):
 
     def weights(self, layer: int, direction: int = 0):
         """The parameters of one layer-direction as the op takes them (ops.LSTMWeights / GRUWeights)."""
-        params = self._parameters
-        return self.weights_type(*(params.get(key) for key in self._weight_keys[layer, direction]))
+        return self.weights_type._make(map(self._parameters.get, self._weight_keys[layer, direction]))
 
     # ---------------------------------------------------------------- forward
 
@@ -275,11 +274,15 @@ class RecurrentLayer(nn.Module):
     @staticmethod
     def _state_fits(hx, LD: int, B: int, sizes, dtype) -> bool:
         """A quick yes for a state of exactly the right shapes and dtype (the streaming case);
-        anything else goes through the checks that explain what is wrong."""
+        anything else goes through the checks that explain what is wrong. Plain loops: this runs
+        once per streamed step."""
         given = (hx,) if isinstance(hx, Tensor) else hx
-        if not isinstance(given, tuple) or len(given) != len(sizes):
+        if type(given) is not tuple or len(given) != len(sizes):
             return False
-        return all(isinstance(s, Tensor) and s.dtype == dtype and s.shape == (LD, B, n) for s, n in zip(given, sizes))
+        for s, n in zip(given, sizes):
+            if not isinstance(s, Tensor) or s.dtype != dtype or s.shape != (LD, B, n):
+                return False
+        return True
 
     def _run_layers(self, x: Tensor, states: tuple[Tensor, ...], lengths: Optional[Tensor], records=None):
         """Run every layer and direction. x [T, B, I]; states each [L*D, B, N].
