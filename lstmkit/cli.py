@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, ImportError, FileNotFoundError, NotADirectoryError) as exc:
+    except (ValueError, ImportError, FileNotFoundError, NotADirectoryError, FloatingPointError) as exc:
         # Bad input or a missing optional library: one clear line, no traceback (DataError is a
         # ValueError). LSTMKIT_DEBUG=1 shows the traceback.
         if os.environ.get("LSTMKIT_DEBUG"):

@@ -223,6 +223,7 @@ def train(data=None, test=None, out=None, *, seed=0, epochs=10, hidden=64, layer
     }
     runs.write_metrics(run_dir, metrics)
     _write_report(run_dir, metrics, labels)
+    (run_dir / "checkpoint.safetensors").unlink(missing_ok=True)   # only now: the run is complete
     return runs.TaskResult(TASK, run_dir, metrics, model, history)
 
 
@@ -281,7 +282,6 @@ def _fit(model, x_train, y_train, x_val, y_val, n_classes, dev, seed, epochs, ba
     history = training.fit(model, batches=batches, loss=loss, validate=validate, metric_name="macro-F1",
                            higher_is_better=True, epochs=epochs, lr=lr, device=dev, checkpoint=checkpoint,
                            resume=resume, progress=progress, log=log, desc=TASK)
-    checkpoint.unlink(missing_ok=True)
     return history
 
 

@@ -301,7 +301,6 @@ def train(data=None, test=None, out=None, *, seed=0, epochs=EPOCHS, hidden=HIDDE
         history = training.fit(model, batches=batches, loss=loss, validate=validate if len(spans["val"]) else None,
                                metric_name="mae", epochs=epochs, lr=lr, device=dev, checkpoint=checkpoint,
                                resume=resume, progress=progress, log=log, desc=TASK)
-        checkpoint.unlink(missing_ok=True)
 
         origins = spans["test"]
         actual = targets(levels, origins, horizon)
@@ -331,6 +330,7 @@ def train(data=None, test=None, out=None, *, seed=0, epochs=EPOCHS, hidden=HIDDE
     plots.learning_curves(history, run_dir / "learning_curves.png", title="forecast: loss (scaled changes)")
     _plot(run_dir / "forecast.png", levels, dates, split, origins, forecasts["LSTM"], horizon, series.column)
     _write_report(run_dir, metrics, horizon)
+    (run_dir / "checkpoint.safetensors").unlink(missing_ok=True)   # only now: the run is complete
     say(f"forecast: test MAE {metrics['mae']:.4g} (naive {metrics['baseline']['naive']['mae']:.4g}); "
         f"wrote {run_dir}")
     return runs.TaskResult(TASK, run_dir, metrics, model, history)

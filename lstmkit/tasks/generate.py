@@ -296,7 +296,9 @@ def train(data=None, test=None, out=None, *, seed: int = 0, epochs: int = 12, hi
                  "scored_chars": len(valid_ids) - 1, "vocabulary": len(chars),
                  "validation_chars_unseen_in_training": unseen},
         "split": corpus["split"] + "; the span's first character is context only, the other "
-                 f"{len(valid_ids) - 1:,} are scored, each given every span character before it",
+                 f"{len(valid_ids) - 1:,} are scored, each given every span character before it; "
+                 "the kept epoch is the one with the lowest bpc on this same span (there is no separate "
+                 "test span), so the figure is slightly optimistic",
         "seconds": round(timer.seconds, 2),
         "config": {**{k: v for k, v in config.items() if k not in ("vocab", "unigram_counts")},
                    "streams": streams, "lr": lr, "clip": clip, "epochs": epochs, "seed": seed,

@@ -142,6 +142,8 @@ def train(data=None, test=None, out=None, *, seed: int = 0, epochs: int = 30, hi
           dropout: float = 0.1) -> runs.TaskResult:
     """Train an LSTM word recogniser on MFCC frames; returns the TaskResult (run folder, metrics, model)."""
     common.check_positive(epochs=epochs, hidden=hidden, layers=layers, batch_size=batch_size, n_mfcc=n_mfcc)
+    if n_mfcc > N_MELS:
+        raise ValueError(f"--n-mfcc can be at most {N_MELS} (the mel bands the MFCCs are taken from), got {n_mfcc}")
     if not (window_ms > 0 and hop_ms > 0):
         raise ValueError(f"--window-ms and --hop-ms must be positive, got {window_ms} and {hop_ms}")
     if not 0 < crop_percentile <= 100:

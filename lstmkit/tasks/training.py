@@ -87,11 +87,21 @@ def fit(model: torch.nn.Module, *,
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=2)
     history, best_state, start_epoch = History(metric_name), None, 1
-    if resume and checkpoint is not None and Path(checkpoint).exists():
+    if resume:
+        if checkpoint is None or not Path(checkpoint).exists():
+            finished = checkpoint is not None and (Path(checkpoint).parent / "model.safetensors").exists()
+            raise ValueError(f"nothing to resume: {checkpoint} does not exist" +
+                             (" (that run finished: its model is saved)" if finished else
+                              "; give --out the folder of the interrupted run"))
         history, best_state, start_epoch = _load_checkpoint(checkpoint, model, optimizer, scheduler)
         log(f"resuming from {checkpoint} after epoch {start_epoch - 1}")
     sign = -1.0 if higher_is_better else 1.0
-    best_score = math.inf if not history.best_epoch else _score(history, history.best_epoch - 1, sign)
+    if not history.best_epoch:
+        best_score = math.inf
+    elif validate is None:                        # without validation the latest epoch is the best
+        best_score = -history.best_epoch
+    else:
+        best_score = _score(history, history.best_epoch - 1, sign)
     stale = 0
     for epoch in range(start_epoch, epochs + 1):
         began = time.perf_counter()
@@ -169,7 +179,13 @@ def _save_checkpoint(path, model, optimizer, scheduler, history, best_state, epo
 def _load_checkpoint(path, model, optimizer, scheduler):
     metadata, tensors = load_tensor_file(path, CHECKPOINT_FORMAT)
     meta = json.loads(metadata["state"])
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    saved = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    own = model.state_dict()
+    differs = sorted(k for k in set(saved) | set(own) if k not in saved or k not in own or saved[k].shape != own[k].shape)
+    if differs:
+        raise ValueError(f"{path} holds another model than this run builds (weights {', '.join(differs[:4])} differ): "
+                         "resume with the same options as the interrupted run")
+    model.load_state_dict(saved)
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} if meta["has_best"] else None
     state: dict[int, dict] = {}
     for key, value in tensors.items():

@@ -288,3 +288,28 @@ def test_gru_gate_panels_match_the_first_step_by_hand():
     np.testing.assert_allclose(panels["reset gate r"][:, 0], r[units].numpy(), rtol=1e-5)
     np.testing.assert_allclose(panels["update gate z"][:, 0], z[units].numpy(), rtol=1e-5)
     np.testing.assert_allclose(panels["state h"][:, 0], ((1 - z) * n)[units].numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_resume_without_validation_equals_an_uninterrupted_run(tmp_path):
+    batches, loss, _ = _problem()
+    kwargs = dict(batches=batches, loss=loss, lr=0.05, progress=False)
+    seed_everything(0)
+    straight = torch.nn.Linear(3, 1)
+    fit(straight, epochs=3, **kwargs)
+    seed_everything(0)
+    fit(torch.nn.Linear(3, 1), epochs=1, checkpoint=tmp_path / "c.safetensors", **kwargs)
+    resumed = torch.nn.Linear(3, 1)
+    history = fit(resumed, epochs=3, checkpoint=tmp_path / "c.safetensors", resume=True, log=lambda s: None, **kwargs)
+    assert history.best_epoch == 3
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_resume_refuses_a_missing_checkpoint_and_another_model(tmp_path):
+    batches, loss, _ = _problem()
+    kwargs = dict(batches=batches, loss=loss, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="nothing to resume"):
+        fit(torch.nn.Linear(3, 1), checkpoint=tmp_path / "none.safetensors", resume=True, **kwargs)
+    fit(torch.nn.Linear(3, 1), checkpoint=tmp_path / "c.safetensors", **kwargs)
+    with pytest.raises(ValueError, match="another model"):
+        fit(torch.nn.Sequential(torch.nn.Linear(3, 1)), checkpoint=tmp_path / "c.safetensors", resume=True, **kwargs)
