@@ -237,7 +237,7 @@ def train(data=None, test=None, out=None, *, seed: int = 0, epochs: int = 12, hi
         unigram_counts = np.bincount(train_ids.numpy(), minlength=len(chars))
         config = {"vocab": "".join(chars), "vocab_size": len(chars), "embedding": embedding, "hidden": hidden,
                   "layers": layers, "cell": cell, "dropout": float(dropout), "seq_length": seq_length,
-                  "unigram_counts": unigram_counts.tolist()}
+                  "unigram_counts": unigram_counts.tolist(), "encoding": encoding}
         run_dir = runs.make_run_dir(TASK, out)
         # Each stream needs at least one whole chunk; a short text gets fewer streams.
         streams = max(1, min(batch_size, (len(train_ids) - 1) // seq_length))
@@ -424,7 +424,7 @@ class Predictor:
         """`lstmkit predict`: one line per input text, "<bpc> bits/char  <text>"; with `file`, one line
         for the whole file's text (a character the model never saw: DataError with line and column)."""
         if file is not None:
-            text = read_text(file, what="plain text")
+            text = read_text(file, self.config.get("encoding", "utf-8"), what="plain text")   # as in training
             for number, line in enumerate(text.split("\n"), start=1):
                 unseen = unseen_characters(line, self.index)
                 if unseen:

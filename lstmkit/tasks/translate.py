@@ -134,7 +134,8 @@ class Translator:
     def predict_lines(self, inputs: list[str], file: str | None = None) -> list[str]:
         """One translation per input sentence (with file: per non-blank line of the file)."""
         if file is not None:
-            inputs = [line.strip() for line in read_text(file, what="sentences, one per line").splitlines()
+            encoding = self.config.get("encoding", "utf-8")      # the training files' encoding
+            inputs = [line.strip() for line in read_text(file, encoding, what="sentences, one per line").splitlines()
                       if line.strip()]
         return self.translate(list(inputs))
 
@@ -189,7 +190,8 @@ def train(data=None, test=None, out=None, *, seed=0, epochs=15, hidden=64, layer
                         bos=target_vocab.ids[BOS], eos=target_vocab.ids[EOS], embedding=embedding, hidden=hidden,
                         layers=layers, cell=cell, bidirectional=bidirectional, attention=attention, dropout=dropout)
     config = dict(model=model_config, source_vocab=source_vocab.to_json(), target_vocab=target_vocab.to_json(),
-                  lowercase=lowercase, beam=beam, length_penalty=length_penalty, max_length=max_length)
+                  lowercase=lowercase, beam=beam, length_penalty=length_penalty, max_length=max_length,
+                  encoding=encoding)
     model = Seq2Seq(model_config)
     translator = Translator(model, config)
     train_ids = _encode(train_tok, source_vocab, target_vocab)
