@@ -543,7 +543,9 @@ def _write_report(run_dir, metrics: dict, horizon: int) -> None:
             f"- Training {split['train']}, validation {split['val']}, test {split['test']}; windows: "
             f"{facts['windows']['train']} training, {facts['windows']['val']} validation, "
             f"{facts['windows']['test']} test.",
-            *([f"- {facts['filled_gaps']} empty cells filled by linear interpolation."]
+            *([f"- {facts['filled_gaps']} empty cells filled by linear interpolation over the whole file, before "
+               "the split: a fill uses the values on both sides of its gap, even across the split, and a filled "
+               "cell in the test span is scored as if it were observed."]
               if facts["filled_gaps"] else []),
         ]),
         "## Training\n\n" + (f"{metrics['training']['epochs_run']} epochs, kept epoch "
