@@ -320,3 +320,34 @@ def test_a_failed_build_falls_back_with_one_warning(monkeypatch, gen):
     y_ref, _ = reference.lstm(x, h0, c0, w, "peephole")
     torch.testing.assert_close(y, y_ref, atol=1e-10, rtol=0)
     torch.testing.assert_close(y_again, y, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(num_layers=2, bidirectional=True), dict(batch_first=True)])
+@pytest.mark.parametrize("shape", [(7, 3), (1, 1)])
+def test_plain_lstm_inference_through_onednn_matches_the_reference(kwargs, shape, monkeypatch):
+    from lstmkit.ops import dispatch
+
+    if not dispatch._onednn_lstm_fits(torch.zeros(1, 1, 1), lnn.LSTM(1, 1).weights(0), "vanilla", "tanh", "sigmoid",
+                                      None, None, None, None):
+        pytest.skip("oneDNN's LSTM primitive is not available in this torch build")
+    calls = []
+    real = dispatch._onednn_lstm
+    monkeypatch.setattr(dispatch, "_onednn_lstm", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(2)
+    layer = lnn.LSTM(6, 9, **kwargs).eval()
+    T, B = shape
+    x = torch.randn((B, T, 6) if kwargs.get("batch_first") else (T, B, 6))
+    with torch.no_grad():
+        y, (h, c) = layer(x)
+        want = layer.double().trace(x.double())
+    assert calls, "the plain float32 LSTM did not take oneDNN's primitive"
+    top = -2 if kwargs.get("bidirectional") else -1
+    expected = torch.cat([want["h"][k] for k in range(top, 0)], dim=-1) if top == -2 else want["h"][-1]
+    torch.testing.assert_close(y.double(), expected, atol=1e-5, rtol=0)
+    if T > 1:
+        calls.clear()
+        lengths = torch.full((B,), T)
+        lengths[0] = T - 1
+        with torch.no_grad():
+            layer.float()(x, lengths=lengths)                    # lengths: lstmkit's own loops
+        assert not calls

@@ -76,6 +76,27 @@ def _float_but_gemm_weights(weights):
                            for name, t in zip(weights._fields, weights)))
 
 
+def _onednn_lstm_fits(x: Tensor, weights: LSTMWeights, cell: str, activation: str, recurrent_activation: str,
+                      lengths, recurrent_mask, zoneout_h, zoneout_c) -> bool:
+    """Plain-LSTM float32 inference on the CPU (torch.nn.LSTM's cell and activations, both biases,
+    no projection, lengths, masks or zoneout): the one case oneDNN's fused LSTM primitive covers.
+    It runs both GEMMs of every step inside one primitive, faster than separate GEMM calls can,
+    so this case takes it, as torch.nn.LSTM does; every other case runs lstmkit's own loops."""
+    return (cell == "vanilla" and activation == "tanh" and recurrent_activation == "sigmoid"
+            and x.dtype == torch.float32 and x.device.type == "cpu" and lengths is None and recurrent_mask is None
+            and zoneout_h is None and zoneout_c is None and weights.w_hr is None and weights.b_ih is not None
+            and weights.b_hh is not None and x.shape[0] > 0 and x.shape[1] > 0
+            and torch.backends.mkldnn.is_available() and cpu.load() is not None)
+
+
+def _onednn_lstm(x: Tensor, h0: Tensor, c0: Tensor, weights: LSTMWeights) -> tuple[Tensor, Tensor, Tensor]:
+    """(y [T, B, H], h_T [B, H], c_T [B, H]) from oneDNN's LSTM primitive (aten::mkldnn_rnn_layer)."""
+    y, h, c, _ = torch.ops.aten.mkldnn_rnn_layer(
+        x.contiguous(), weights.w_ih, weights.w_hh, weights.b_ih, weights.b_hh, h0.contiguous(), c0.contiguous(),
+        False, [], 2, c0.shape[-1], 1, True, False, False, False)   # reverse, batch_sizes, mode LSTM, ..., train
+    return y, h, c
+
+
 def _needs_grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
@@ -109,6 +130,10 @@ def lstm(
                                   recurrent_activation, _float(recurrent_mask), keep_h, keep_c, out_mask,
                                   store=False, steps=cpu.lstm_steps)
         return y.to(x.dtype), (h.to(x.dtype), c.to(x.dtype))
+    if not needs_grad and _onednn_lstm_fits(x, weights, cell, activation, recurrent_activation, lengths,
+                                            recurrent_mask, zoneout_h, zoneout_c):
+        y, h, c = _onednn_lstm(x, h0, c0, weights)
+        return y, (h, c)
     keep_h, keep_c, out_mask = step_masks(x.shape[0], lengths, zoneout_h, zoneout_c, x)
     steps = _steps_for(x, cpu.lstm_steps, lstm_steps)
     if needs_grad:
