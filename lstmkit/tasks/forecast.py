@@ -17,7 +17,6 @@ forecast is hard to beat, and the report says so when it is not beaten.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from pathlib import Path
@@ -404,13 +403,29 @@ def _check_rows(series, extra, split, lookback, horizon, offset, season, val_fra
         raise DataError(extra.path, f"has {len(extra)} rows; the test span needs at least --horizon {horizon}",
                         column=extra.column)
     n_test = len(extra) if extra is not None else None
-    need = next((n for n in itertools.count(len(series) + 1) if n > 10**7 or
-                 enough(split_rows(n + (n_test or 0), val_fraction, test_fraction, n_test))), None)
+    need = _fewest_rows(len(series) + 1, lambda n: enough(split_rows(n + (n_test or 0), val_fraction,
+                                                                   test_fraction, n_test)))
     spans = "training and validation spans" if extra is not None else "training, validation and test spans"
     raise DataError(series.path, f"has {len(series)} rows, too few for {window} with this split (validation "
                                  f"{val_fraction:g}{'' if extra is not None else f', test {test_fraction:g}'}"
                                  f"{f', season {season}' if season > 1 else ''}): each of the {spans} needs a "
                                  f"whole window; at least {need} rows are needed", column=series.column)
+
+
+def _fewest_rows(start: int, fits) -> int:
+    """The smallest n >= start with fits(n), by doubling then bisection (more rows never hurt a
+    split), so a huge --lookback or --season is answered at once."""
+    high = start
+    while not fits(high):
+        high *= 2
+    low = start
+    while low < high:
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def _float32(array: np.ndarray) -> torch.Tensor:

@@ -235,6 +235,13 @@ def test_too_few_rows_says_how_many(tmp_path):
         forecast.train(write_csv(tmp_path / "less.csv", n=need - 1), out=tmp_path / "no", **TINY)
 
 
+def test_a_huge_window_is_refused_with_the_rows_it_needs(tmp_path):
+    path = write_csv(tmp_path / "short.csv", n=50)
+    with pytest.raises(DataError, match=r"at least (\d+) rows") as caught:
+        forecast.train(path, out=tmp_path / "out", **{**TINY, "lookback": 1_000_000})
+    assert int(caught.value.problem.rsplit("at least ", 1)[1].split()[0]) > 1_000_000
+
+
 # -- the command line -------------------------------------------------------------------------------
 
 def test_cli_trains_predicts_and_fails_cleanly(tmp_path, capsys):
