@@ -368,13 +368,16 @@ class Predictor:
         self.model, self.config, self.device = model.eval(), config, device
         self.chars = config["vocab"]
         self.index = {c: k for k, c in enumerate(self.chars)}
+        # The vocabulary also holds characters met only in the validation text; input may use only
+        # the ones the model was trained on (a nonzero training count).
+        self.known = {c for c, n in zip(self.chars, config["unigram_counts"]) if n > 0}
 
     def encode(self, text: str) -> torch.Tensor:
         """text -> ids [len(text)]; characters the model never saw are a ValueError naming them."""
-        unseen = unseen_characters(text, self.index)
+        unseen = unseen_characters(text, self.known)
         if unseen:
             raise ValueError(f"character(s) {', '.join(map(repr, unseen))} never occur in the training text; "
-                             f"the model knows {len(self.chars)}: {self.chars!r}")
+                             f"the model was trained on {len(self.known)}: {''.join(sorted(self.known))!r}")
         return torch.tensor([self.index[c] for c in text], dtype=torch.int64)
 
     def bpc(self, text: str) -> float:
@@ -396,10 +399,10 @@ class Predictor:
             raise ValueError(f"--temperature must be > 0, got {temperature}")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
             raise ValueError(f"--top-k must be a whole number >= 0 (0: all characters), got {top_k!r}")
-        unseen = unseen_characters(prime, self.index)
+        unseen = unseen_characters(prime, self.known)
         if unseen:
             raise ValueError(f"--prime holds character(s) {', '.join(map(repr, unseen))} that never occur in the "
-                             f"training text; the model knows {self.chars!r}")
+                             f"training text; the model was trained on {''.join(sorted(self.known))!r}")
         if length == 0:
             return prime
         self.model.eval()
@@ -426,7 +429,7 @@ class Predictor:
         if file is not None:
             text = read_text(file, self.config.get("encoding", "utf-8"), what="plain text")   # as in training
             for number, line in enumerate(text.split("\n"), start=1):
-                unseen = unseen_characters(line, self.index)
+                unseen = unseen_characters(line, self.known)
                 if unseen:
                     column = line.index(unseen[0]) + 1
                     raise DataError(file, f"character {unseen[0]!r} (column {column}) never occurs in the "

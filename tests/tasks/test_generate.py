@@ -233,3 +233,15 @@ def test_cli_trains_samples_and_predicts(tmp_path, text_file, capsys):
     assert main(["sample", str(run), "--prime", "Q!"]) == 2
     assert "'Q'" in capsys.readouterr().err
     assert main(["sample", str(run), "--temperature", "0"]) == 2
+
+
+def test_characters_met_only_in_validation_are_refused_as_input(tmp_path, text_file):
+    held_out = tmp_path / "held_out.txt"
+    held_out.write_text("the cat sat on a Zebra.\n" * 3, encoding="utf-8")     # 'Z' is not in TEXT
+    result = generate.train(data=text_file, test=held_out, out=tmp_path / "run", **TINY)
+    predictor = generate.load(result.run_dir)
+    assert "Z" in predictor.chars                   # scored in validation, so it has a softmax slot
+    with pytest.raises(ValueError, match="'Z'.*never occur"):
+        predictor.sample(length=5, prime="Zebra")
+    with pytest.raises(ValueError, match="'Z'.*never occur"):
+        predictor.bpc("a Zebra")
