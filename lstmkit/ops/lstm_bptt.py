@@ -74,11 +74,13 @@ def lstm_backward(dy, dh_T, dc_T, x, w, saved, cell, activation, recurrent_activ
     if not layernorm:
         d_xw = d_pre
     dx = linear(d_xw.reshape(T * B, G), w.w_ih.t()).reshape(T, B, -1)
+    # Both biases get the same gradient: one reduction, and a copy so the two .grad never share memory.
+    d_bias = sum_rows(d_pre) if w.b_ih is not None or w.b_hh is not None else None
     grads = dict(
         w_ih=gemm_over_steps(d_xw, x),
         w_hh=gemm_over_steps(d_hw if layernorm else d_pre, s["h_in"]),
-        b_ih=sum_rows(d_pre) if w.b_ih is not None else None,
-        b_hh=sum_rows(d_pre) if w.b_hh is not None else None,
+        b_ih=d_bias if w.b_ih is not None else None,
+        b_hh=None if w.b_hh is None else d_bias.clone() if w.b_ih is not None else d_bias,
         w_hr=gemm_over_steps(dh_new, s["h_core"]) if w.w_hr is not None else None,
     )
     if cell == "peephole":
