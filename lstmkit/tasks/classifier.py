@@ -155,3 +155,13 @@ def model_section(model: dict, trained: dict, seconds: float, reads: str) -> str
 
 
 # ---------------------------------------------------------------- normalisation
+
+
+def write_classifier_report(run_dir, title: str, metrics: dict, cell: str, reads: str, data_section: str,
+                            note: str, pictures: str) -> None:
+    """report.md of a sequence classifier: results next to the baselines with a verdict, the data
+    section given, the model paragraph (`reads`: what the recurrent stack read), the pictures."""
+    model = model_section(metrics["config"]["model"], metrics["training"], metrics["seconds"], reads)
+    figures = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+    common.write_report(run_dir, title, [comparison_section(model_name(cell), figures, metrics["baseline"], note),
+                                         data_section, model, f"Pictures: {pictures}."])

@@ -172,8 +172,8 @@ def train(data=None, test=None, out=None, *, seed=0, epochs=10, hidden=64, layer
         if len(set(source.labels)) < 2:
             raise DataError(source.path, f"every row has the label {source.labels[0]!r}; a classifier needs at "
                                          "least two classes", line=source.lines[0], column=label_column)
-        train_set, test_set, split = _test_split(source, test, columns, test_fraction, rng)
-        train_set, val_set, val_split = _validation_split(train_set, validation, columns, val_fraction, rng)
+        train_set, test_set, split = _hold_out(source, test, columns, test_fraction, rng, "test")
+        train_set, val_set, val_split = _hold_out(train_set, validation, columns, val_fraction, rng, "validation")
         labels = label_order(train_set.labels)      # every label of source: the split keeps one of each
         check_known_labels(test_set, labels, label_column)
         check_known_labels(val_set, labels, label_column)
@@ -227,31 +227,22 @@ def train(data=None, test=None, out=None, *, seed=0, epochs=10, hidden=64, layer
     return runs.TaskResult(TASK, run_dir, metrics, model, history)
 
 
-def _test_split(source: Examples, test, columns: dict, fraction: float, rng):
-    if test is not None:
-        test_set = read_examples(test, **columns)
-        return source, test_set, f"Training data: {source.path}; test data: {test_set.path} (as given)."
+def _hold_out(source: Examples, given, columns: dict, fraction: float, rng, part: str):
+    """(kept, held-out, how it was made) for part "test" or "validation": the file given for it,
+    else a stratified random `fraction` of each label of `source`, drawn with the run's seed."""
+    option = "--test" if part == "test" else "--validation"
+    if given is not None:
+        held_set = read_examples(given, **columns)
+        return source, held_set, f"{part.capitalize()} data: {held_set.path} (as given); training data: {source.path}."
     kept, held = stratified_split(source.labels, fraction, rng)
     if len(held) == 0:
-        raise DataError(source.path, f"only {len(source.texts)} rows: too few to hold out a test part (each label "
-                                     "needs two or more rows); add rows or give --test", column=columns["label_column"])
-    return (source.subset(kept), source.subset(held),
-            f"Test: a stratified random {fraction:.0%} of each label of {source.path}, drawn with the run's "
-            f"seed ({len(held)} of {len(source.texts)} texts); the rest for training.")
-
-
-def _validation_split(train_set: Examples, validation, columns: dict, fraction: float, rng):
-    if validation is not None:
-        val_set = read_examples(validation, **columns)
-        return train_set, val_set, f"Validation (model selection): {val_set.path} (as given)."
-    kept, held = stratified_split(train_set.labels, fraction, rng)
-    if len(held) == 0:
-        raise DataError(train_set.path, f"only {len(train_set.texts)} training rows: too few to hold out a "
-                                        "validation part; add rows or give --validation",
+        raise DataError(source.path, f"only {len(source.texts)} rows: too few to hold out a {part} part (each label "
+                                     f"needs two or more rows); add rows or give {option}",
                         column=columns["label_column"])
-    return (train_set.subset(kept), train_set.subset(held),
-            f"Validation (model selection only): a stratified random {fraction:.0%} of the training part "
-            f"({len(held)} texts); the model and the baselines learn from the remaining {len(kept)}.")
+    use = "for model selection only; the model and the baselines learn" if part == "validation" else "the model learns"
+    return (source.subset(kept), source.subset(held),
+            f"{part.capitalize()}: a stratified random {fraction:.0%} of each label of {source.path}, drawn with the "
+            f"run's seed ({len(held)} of {len(source.texts)} texts), {use} from the remaining {len(kept)}.")
 
 
 def _fit(model, x_train, y_train, x_val, y_val, n_classes, dev, seed, epochs, batch_size, lr, word_dropout, unk,

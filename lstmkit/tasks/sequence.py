@@ -25,8 +25,8 @@ from ..data.errors import DataError
 from ..data.splits import label_order, stratified_split
 from ..data.sequence_files import SeriesSet, digits, parse_values, read_series
 from . import common, runs, training
-from .classifier import (SequenceClassifier, comparison_section, fit_classifier, majority_baseline, model_name,
-                         model_section, pad, predict_classes, write_classification_outputs)
+from .classifier import (SequenceClassifier, fit_classifier, majority_baseline, model_name, pad, predict_classes,
+                         write_classification_outputs, write_classifier_report)
 from .metrics import classification
 
 TASK = "sequence"
@@ -258,11 +258,8 @@ def _write_report(run_dir, metrics: dict, cell: str) -> None:
             f"Split: {metrics['split']}.\n\nNormalisation: {metrics['normalization']}.")
     extra = ("The 1-NN Euclidean baseline uses every training series, zero-padded to a common length and "
              "normalised the same way; the UCR archive reports this classifier's error for its datasets.")
-    model = model_section(metrics["config"]["model"], metrics["training"], metrics["seconds"], "the series")
-    figures = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
-    common.write_report(run_dir, "Sequence classification",
-                        [comparison_section(model_name(cell), figures, metrics["baseline"], extra), data, model,
-                         "Pictures: confusion_matrix.png, learning_curves.png."])
+    write_classifier_report(run_dir, "Sequence classification", metrics, cell, "the series", data, extra,
+                            "confusion_matrix.png, learning_curves.png")
 
 
 # ---------------------------------------------------------------- saved runs

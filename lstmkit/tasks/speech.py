@@ -29,8 +29,8 @@ from ..data.errors import DataError
 from ..data.splits import label_order, stratified_split
 from ..data.tables import read_text
 from . import common, runs, training
-from .classifier import (SequenceClassifier, comparison_section, fit_classifier, majority_baseline, model_name,
-                         model_section, pad, predict_classes, write_classification_outputs)
+from .classifier import (SequenceClassifier, fit_classifier, majority_baseline, model_name, pad, predict_classes,
+                         write_classification_outputs, write_classifier_report)
 from .metrics import classification
 
 TASK = "speech"
@@ -278,12 +278,9 @@ def _write_report(run_dir, metrics: dict, cell: str, pooled_note: str) -> None:
             f"{d['validation_clips']} for validation), {d['test_clips']} test clips, {d['classes']} labels, "
             f"{d['sample_rate']} Hz, {d['shortest_seconds']}-{d['longest_seconds']} s.{resampled}\n\n"
             f"Split: {metrics['split']}.\n\nFeatures: {metrics['features']}.")
-    model = model_section(metrics["config"]["model"], metrics["training"], metrics["seconds"],
-                          "the MFCC frames (with their true lengths)")
-    figures = {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
-    common.write_report(run_dir, "Spoken-word recognition",
-                        [comparison_section(model_name(cell), figures, metrics["baseline"], pooled_note), data, model,
-                         "Pictures: confusion_matrix.png, learning_curves.png, mfcc_example.png."])
+    write_classifier_report(run_dir, "Spoken-word recognition", metrics, cell,
+                            "the MFCC frames (with their true lengths)", data, pooled_note,
+                            "confusion_matrix.png, learning_curves.png, mfcc_example.png")
 
 
 # ---------------------------------------------------------------- saved runs
