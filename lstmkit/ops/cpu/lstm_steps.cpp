@@ -2,20 +2,10 @@
 // arguments, same results; read that file for the equations and the shapes). Per step one
 // GEMM against the recurrent weight, then one pass over each batch row that applies the
 // gates, updates the cell and blends the state, with rows spread over the threads.
-#include "common.h"
+#include "lstm_cell.h"
 
 namespace lstmkit {
 namespace {
-
-enum class Cell { Vanilla, Peephole, Cifg, LayerNorm };
-
-Cell parse_cell(const std::string& name) {
-  if (name == "vanilla") return Cell::Vanilla;
-  if (name == "peephole") return Cell::Peephole;
-  if (name == "cifg") return Cell::Cifg;
-  if (name == "layernorm") return Cell::LayerNorm;
-  TORCH_CHECK(false, "unknown cell '", name, "'");
-}
 
 Tensor none() { return Tensor(); }
 
@@ -69,6 +59,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   const T* gain_c = ptr_or_null<T>(ln_gain_c);
   const T* bias_c = ptr_or_null<T>(ln_bias_c);
   T* xw_p = xw.data_ptr<T>();
+  CellForward<T> cf{G, H, P, cell, act, ract, proj, peeps, gain_c, bias_c, rm, keep_h, keep_c, out_mask};
 
   for (int64_t t = 0; t < steps; ++t) {
     const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2, at_t = store ? t : 0;
@@ -90,20 +81,28 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
       gemm_hh.run(h_in, P, T(1), a, G);         // a = xw_t + h_in W_hh^T
     }
 
-    T* phic = phic_all[at_t];
-    T* h_core = h_core_all[at_t];
-    T* cn_all = peep && store ? c_new_all[t] : c_new_row[0];
+    cf.t = t;
+    cf.a = a;
+    cf.h = h;
+    cf.c = c;
+    cf.h_next = h_next;
+    cf.c_next = c_next;
+    cf.c_new = peep && store ? c_new_all[t] : c_new_row[0];
+    cf.phic = phic_all[at_t];
+    cf.h_core = h_core_all[at_t];
+    cf.y = step_ptr<T>(y, t);
+    cf.c_hat = c_hat_all[at_t];
+    cf.c_rstd = c_rstd_all[t];
     T* x_hat = x_hat_all[at_t];
     T* x_rstd = x_rstd_all[t];
     T* h_hat = h_hat_all[at_t];
-    T* c_hat = c_hat_all[at_t];
     T* h_rstd = h_rstd_all[t];
-    T* c_rstd = c_rstd_all[t];
-    T* y_t = step_ptr<T>(y, t);
+    T* h_core = cf.h_core;
+    T* y_t = cf.y;
 
     for_rows(B, G, [&](int64_t b) {
-      T* ar = a + b * G;
       if (ln) {                                   // a = LN(W_ih x) g_ih + b_ih + LN(W_hh h) g_hh + b_hh
+        T* ar = a + b * G;
         T* xh = x_hat + b * G;
         T* hh = h_hat + b * G;
         x_rstd[b] = normalise_row(ar, xh, G);
@@ -112,54 +111,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
           ar[j] = xh[j] * gain_ih[j] + hh[j] * gain_hh[j] + (bi ? bi[j] : T(0)) + (bh ? bh[j] : T(0));
         }
       }
-      const T* cp = c + b * H;
-      T* ai = cifg ? nullptr : ar;
-      T* af = cifg ? ar : ar + H;
-      T* ag = af + H;
-      T* ao = ag + H;
-      if (peep) {
-        for (int64_t j = 0; j < H; ++j) {
-          ai[j] += peeps[j] * cp[j];
-          af[j] += peeps[H + j] * cp[j];
-        }
-      }
-      if (!cifg) activate(ract, ai, H);
-      activate(ract, af, H);
-      activate(act, ag, H);
-      T* cn = cn_all + b * H;
-      for (int64_t j = 0; j < H; ++j) {
-        T i = cifg ? T(1) - af[j] : ai[j];
-        cn[j] = af[j] * cp[j] + i * ag[j];
-      }
-      if (peep) {
-        for (int64_t j = 0; j < H; ++j) ao[j] += peeps[2 * H + j] * cn[j];
-      }
-      activate(ract, ao, H);
-      T* pr = phic + b * H;
-      if (ln) {
-        T* ch = c_hat + b * H;
-        c_rstd[b] = normalise_row(cn, ch, H);
-        for (int64_t j = 0; j < H; ++j) pr[j] = ch[j] * gain_c[j] + bias_c[j];
-      } else {
-        for (int64_t j = 0; j < H; ++j) pr[j] = cn[j];
-      }
-      activate(act, pr, H);
-      T* cx = c_next + b * H;
-      for (int64_t j = 0; j < H; ++j) {
-        T k = keep_c.present() ? keep_c.at(t, b, j) : T(0);
-        cx[j] = k * cp[j] + (T(1) - k) * cn[j];
-      }
-      if (proj) {
-        for (int64_t j = 0; j < H; ++j) h_core[b * H + j] = ao[j] * pr[j];
-        return;
-      }
-      const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
-      for (int64_t j = 0; j < P; ++j) {
-        T k = keep_h.present() ? keep_h.at(t, b, j) : T(0);
-        T hv = k * h[b * P + j] + (T(1) - k) * (ao[j] * pr[j]);
-        h_next[b * P + j] = hv;
-        y_t[b * P + j] = hv * om;
-      }
+      cf.units(b, 0, H);
     });
 
     if (proj) {
@@ -228,28 +180,25 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   T* dc_p = dc.data_ptr<T>();
   T* dm = dm_buf.data_ptr<T>();
 
+  CellBackward<T> cb{B, G, H, P, cell, act, ract, peeps, gain_c, dy, keep_h, keep_c, out_mask};
+  cb.dm = dm;
+  cb.dc = dc_p;
+  cb.dcn = dcn_buf.data_ptr<T>();
+
   for (int64_t t = steps - 1; t >= 0; --t) {
-    // dh_t splits into the part that reaches h~_t and the part zoneout / lengths keep.
+    cb.t = t;
     T* dh_new = proj ? step_ptr<T>(dh_new_all, t) : dm;
-    for_rows(B, P, [&](int64_t b) {
-      const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
-      for (int64_t j = 0; j < P; ++j) {
-        T d = dh_p[b * P + j] + (dy ? dy[(t * B + b) * P + j] * om : T(0));
-        T k = keep_h.present() ? keep_h.at(t, b, j) : T(0);
-        dh_new[b * P + j] = d * (T(1) - k);
-        dh_p[b * P + j] = d * k;
-      }
-    });
+    for_rows(B, P, [&](int64_t b) { cb.split_dh(dh_p, dh_new, b, 0, P); });
     if (proj) gemm_hr->run(dh_new, P, T(0), dm, H);   // dm = dh~ W_hr
 
-    const T* g_t = step_ptr<T>(gates, t);
-    const T* phic_t = step_ptr<T>(phic, t);
-    const T* cp_t = step_ptr<T>(c_prev, t);
-    T* dpre_t = step_ptr<T>(d_pre, t);
-    T* dphi_t = ln ? step_ptr<T>(d_c_norm, t) : dphi_buf.data_ptr<T>();
-    const T* c_hat_t = ln ? step_ptr<T>(c_hat, t) : nullptr;
+    cb.g = step_ptr<T>(gates, t);
+    cb.phic = step_ptr<T>(phic, t);
+    cb.c_prev = step_ptr<T>(c_prev, t);
+    T* dpre_t = cb.d_pre = step_ptr<T>(d_pre, t);
+    cb.dphi = ln ? step_ptr<T>(d_c_norm, t) : dphi_buf.data_ptr<T>();
+    cb.c_hat = ln ? step_ptr<T>(c_hat, t) : nullptr;
+    cb.c_rstd = ln ? step_ptr<T>(c_rstd, t) : nullptr;
     const T* h_hat_t = ln ? step_ptr<T>(h_hat, t) : nullptr;
-    const T* c_rstd_t = ln ? step_ptr<T>(c_rstd, t) : nullptr;
     const T* h_rstd_t = ln ? step_ptr<T>(h_rstd, t) : nullptr;
     T* d_hw_t = ln ? step_ptr<T>(d_hw, t) : nullptr;
     T* d_xw_t = ln ? step_ptr<T>(d_xw, t) : nullptr;
@@ -257,60 +206,9 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     const T* x_rstd_t = ln ? step_ptr<T>(x_rstd, t) : nullptr;
 
     for_rows(B, G, [&](int64_t b) {
-      const T* gr = g_t + b * G;
-      const T* gi = cifg ? nullptr : gr;
-      const T* gf = cifg ? gr : gr + H;
-      const T* gg = gf + H;
-      const T* go = gg + H;
-      T* dr = dpre_t + b * G;
-      T* dai = cifg ? nullptr : dr;
-      T* daf = cifg ? dr : dr + H;
-      T* dag = daf + H;
-      T* dao = dag + H;
-      const T* pr = phic_t + b * H;
-      const T* cp = cp_t + b * H;
-      const T* dmr = dm + b * H;
-      T* dcr = dc_p + b * H;
-      T* dcn = dcn_buf.data_ptr<T>() + b * H;
-      T* dphi = dphi_t + b * H;
-
-      for (int64_t j = 0; j < H; ++j) {
-        T k = keep_c.present() ? keep_c.at(t, b, j) : T(0);
-        dcn[j] = dcr[j] * (T(1) - k);
-        dcr[j] *= k;
-        dao[j] = dmr[j] * pr[j];
-        dphi[j] = dmr[j] * go[j];
-      }
-      times_grad(act, dphi, pr, H);                 // h_core = o * phi(c or LN(c))
+      cb.units(b, 0, H);
       if (ln) {
-        T* tmp = dm_buf.data_ptr<T>() + b * H;        // dm of this row is no longer needed
-        normalise_row_backward(dphi, gain_c, c_hat_t + b * H, c_rstd_t[b], tmp, H);
-        for (int64_t j = 0; j < H; ++j) dcn[j] += tmp[j];
-      } else {
-        for (int64_t j = 0; j < H; ++j) dcn[j] += dphi[j];
-      }
-      times_grad(ract, dao, go, H);
-      if (peep) {
-        for (int64_t j = 0; j < H; ++j) dcn[j] += dao[j] * peeps[2 * H + j];
-      }
-      for (int64_t j = 0; j < H; ++j) {             // c_new = f * c_prev + i * g
-        T i = cifg ? T(1) - gf[j] : gi[j];
-        dag[j] = dcn[j] * i;
-        if (cifg) {
-          daf[j] = dcn[j] * (cp[j] - gg[j]);        // i = 1 - f
-        } else {
-          dai[j] = dcn[j] * gg[j];
-          daf[j] = dcn[j] * cp[j];
-        }
-        dcr[j] += dcn[j] * gf[j];
-      }
-      times_grad(act, dag, gg, H);
-      times_grad(ract, daf, gf, H);
-      if (!cifg) times_grad(ract, dai, gi, H);
-      if (peep) {
-        for (int64_t j = 0; j < H; ++j) dcr[j] += dai[j] * peeps[j] + daf[j] * peeps[H + j];
-      }
-      if (ln) {
+        T* dr = dpre_t + b * G;
         normalise_row_backward(dr, gain_hh, h_hat_t + b * G, h_rstd_t[b], d_hw_t + b * G, G);
         normalise_row_backward(dr, gain_ih, x_hat_t + b * G, x_rstd_t[b], d_xw_t + b * G, G);
       }

@@ -1,0 +1,195 @@
+// The LSTM family's cell update for one batch row and a range of hidden units, forward and
+// backward: what both time loops run after a step's recurrent GEMM (lstm_steps.cpp: a GEMM per
+// step, then rows in parallel; lstm_team.cpp: threads that own units for the whole sequence).
+// The equations and shapes are in lstmkit/ops/lstm_steps.py. Units u0 .. u0 + n of a row are
+// independent of the others except under layer norm, which the callers run with the whole row.
+#pragma once
+
+#include "common.h"
+
+namespace lstmkit {
+
+enum class Cell { Vanilla, Peephole, Cifg, LayerNorm };
+
+inline Cell parse_cell(const std::string& name) {
+  if (name == "vanilla") return Cell::Vanilla;
+  if (name == "peephole") return Cell::Peephole;
+  if (name == "cifg") return Cell::Cifg;
+  if (name == "layernorm") return Cell::LayerNorm;
+  TORCH_CHECK(false, "unknown cell '", name, "'");
+}
+
+// Step t forward. Gate rows hold i, f, g, o (cifg: f, g, o), each H wide.
+template <typename T> struct CellForward {
+  int64_t G, H, P;
+  Cell cell;
+  Act act, ract;
+  bool proj;
+  const T *peeps, *gain_c, *bias_c, *rm;        // null when absent
+  Mask<T> keep_h, keep_c, out_mask;
+  // per step
+  int64_t t;
+  T* a;                  // [B, G] pre-activations in, gate activations out (in place)
+  const T *h, *c;        // state before the step, [B, P] and [B, H]
+  T *h_next, *c_next;    // state after it (projection: h_next is left to the projection's GEMM)
+  T* c_new;              // [B, H] the new cell before zoneout and lengths blend it
+  T* phic;               // [B, H] phi(c_new), or phi(LN(c_new) gain + bias)
+  T* h_core;             // [B, H] o * phic, projection only
+  T* h_in_next;          // [B, P] h_next * recurrent mask, the next step's GEMM input; or null
+  T* y;                  // [B, P]
+  T *c_hat, *c_rstd;     // layernorm only
+
+  void units(int64_t b, int64_t u0, int64_t n) const {
+    const bool peep = cell == Cell::Peephole, cifg = cell == Cell::Cifg, ln = cell == Cell::LayerNorm;
+    T* ar = a + b * G;
+    T* ai = cifg ? nullptr : ar + u0;
+    T* af = (cifg ? ar : ar + H) + u0;
+    T* ag = af + H;
+    T* ao = ag + H;
+    const T* cp = c + b * H + u0;
+    if (peep) {
+      for (int64_t j = 0; j < n; ++j) {
+        ai[j] += peeps[u0 + j] * cp[j];
+        af[j] += peeps[H + u0 + j] * cp[j];
+      }
+    }
+    if (!cifg) activate(ract, ai, n);
+    activate(ract, af, n);
+    activate(act, ag, n);
+    T* cn = c_new + b * H + u0;
+    for (int64_t j = 0; j < n; ++j) {
+      T i = cifg ? T(1) - af[j] : ai[j];
+      cn[j] = af[j] * cp[j] + i * ag[j];
+    }
+    if (peep) {
+      for (int64_t j = 0; j < n; ++j) ao[j] += peeps[2 * H + u0 + j] * cn[j];
+    }
+    activate(ract, ao, n);
+    T* pr = phic + b * H + u0;
+    if (ln) {                                     // the whole row: u0 == 0, n == H
+      T* ch = c_hat + b * H;
+      c_rstd[b] = normalise_row(cn, ch, H);
+      for (int64_t j = 0; j < H; ++j) pr[j] = ch[j] * gain_c[j] + bias_c[j];
+    } else {
+      std::memcpy(pr, cn, sizeof(T) * n);
+    }
+    activate(act, pr, n);
+    T* cx = c_next + b * H + u0;
+    if (keep_c.present()) {
+      for (int64_t j = 0; j < n; ++j) {
+        T k = keep_c.at(t, b, u0 + j);
+        cx[j] = k * cp[j] + (T(1) - k) * cn[j];
+      }
+    } else {
+      std::memcpy(cx, cn, sizeof(T) * n);
+    }
+    if (proj) {
+      for (int64_t j = 0; j < n; ++j) h_core[b * H + u0 + j] = ao[j] * pr[j];
+      return;
+    }
+    const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
+    const int64_t r = b * P + u0;                 // P == H without projection
+    for (int64_t j = 0; j < n; ++j) {
+      T k = keep_h.present() ? keep_h.at(t, b, u0 + j) : T(0);
+      T hv = k * h[r + j] + (T(1) - k) * (ao[j] * pr[j]);
+      h_next[r + j] = hv;
+      y[r + j] = hv * om;
+    }
+    if (h_in_next) {
+      for (int64_t j = 0; j < n; ++j) h_in_next[r + j] = h_next[r + j] * rm[r + j];
+    }
+  }
+};
+
+// Step t backward: from dL/dh_core (dm) and the carried dc to the gates' gradients d_pre and
+// dc_{t-1}; the recurrent GEMM (dh_{t-1} += d_pre W_hh) is the caller's.
+template <typename T> struct CellBackward {
+  int64_t B, G, H, P;
+  Cell cell;
+  Act act, ract;
+  const T *peeps, *gain_c, *dy;                 // dy [T, B, P] or null
+  Mask<T> keep_h, keep_c, out_mask;
+  // per step
+  int64_t t;
+  const T *g, *phic, *c_prev;                   // this step's gates [B, G], phic and c_prev [B, H]
+  T* d_pre;              // [B, G] out
+  T* dm;                 // [B, H] dL/d h_core in (layernorm: overwritten as scratch)
+  T* dc;                 // [B, H] dc_t in, dc_{t-1} out
+  T* dcn;                // [B, H] scratch
+  T* dphi;               // [B, H] dL/d phi's input (layernorm: the step of d_c_norm)
+  const T *c_hat, *c_rstd;
+
+  // dh_t (carried, plus dy_t) splits into the part that reaches h~_t (dh_new) and the part that
+  // zoneout or lengths keep (left in dh for dh_{t-1}).
+  void split_dh(T* dh, T* dh_new, int64_t b, int64_t u0, int64_t n) const {
+    const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
+    const int64_t r = b * P + u0;
+    const T* dyr = dy ? dy + t * B * P + r : nullptr;
+    for (int64_t j = 0; j < n; ++j) {
+      T d = dh[r + j] + (dyr ? dyr[j] * om : T(0));
+      T k = keep_h.present() ? keep_h.at(t, b, u0 + j) : T(0);
+      dh_new[r + j] = d * (T(1) - k);
+      dh[r + j] = d * k;
+    }
+  }
+
+  void units(int64_t b, int64_t u0, int64_t n) const {
+    const bool peep = cell == Cell::Peephole, cifg = cell == Cell::Cifg, ln = cell == Cell::LayerNorm;
+    const T* gr = g + b * G;
+    const T* gi = cifg ? nullptr : gr + u0;
+    const T* gf = (cifg ? gr : gr + H) + u0;
+    const T* gg = gf + H;
+    const T* go = gg + H;
+    T* dr = d_pre + b * G;
+    T* dai = cifg ? nullptr : dr + u0;
+    T* daf = (cifg ? dr : dr + H) + u0;
+    T* dag = daf + H;
+    T* dao = dag + H;
+    const int64_t r = b * H + u0;
+    const T* pr = phic + r;
+    const T* cp = c_prev + r;
+    const T* dmr = dm + r;
+    T* dcr = dc + r;
+    T* dcnr = dcn + r;
+    T* dph = dphi + r;
+
+    for (int64_t j = 0; j < n; ++j) {
+      T k = keep_c.present() ? keep_c.at(t, b, u0 + j) : T(0);
+      dcnr[j] = dcr[j] * (T(1) - k);
+      dcr[j] *= k;
+      dao[j] = dmr[j] * pr[j];
+      dph[j] = dmr[j] * go[j];
+    }
+    times_grad(act, dph, pr, n);                  // h_core = o * phi(c or LN(c))
+    if (ln) {                                     // the whole row: u0 == 0, n == H
+      T* tmp = dm + b * H;                        // dm of this row is no longer needed
+      normalise_row_backward(dph, gain_c, c_hat + b * H, c_rstd[b], tmp, H);
+      for (int64_t j = 0; j < H; ++j) dcnr[j] += tmp[j];
+    } else {
+      for (int64_t j = 0; j < n; ++j) dcnr[j] += dph[j];
+    }
+    times_grad(ract, dao, go, n);
+    if (peep) {
+      for (int64_t j = 0; j < n; ++j) dcnr[j] += dao[j] * peeps[2 * H + u0 + j];
+    }
+    for (int64_t j = 0; j < n; ++j) {             // c_new = f * c_prev + i * g
+      T i = cifg ? T(1) - gf[j] : gi[j];
+      dag[j] = dcnr[j] * i;
+      if (cifg) {
+        daf[j] = dcnr[j] * (cp[j] - gg[j]);       // i = 1 - f
+      } else {
+        dai[j] = dcnr[j] * gg[j];
+        daf[j] = dcnr[j] * cp[j];
+      }
+      dcr[j] += dcnr[j] * gf[j];
+    }
+    times_grad(act, dag, gg, n);
+    times_grad(ract, daf, gf, n);
+    if (!cifg) times_grad(ract, dai, gi, n);
+    if (peep) {
+      for (int64_t j = 0; j < n; ++j) dcr[j] += dai[j] * peeps[u0 + j] + daf[j] * peeps[H + u0 + j];
+    }
+  }
+};
+
+}  // namespace lstmkit
