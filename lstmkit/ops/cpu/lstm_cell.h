@@ -48,6 +48,7 @@ template <typename T> struct CellForward {
     T* ao = ag + H;
     const T* cp = c + b * H + u0;
     if (peep) {
+#pragma omp simd
       for (int64_t j = 0; j < n; ++j) {
         ai[j] += peeps[u0 + j] * cp[j];
         af[j] += peeps[H + u0 + j] * cp[j];
@@ -57,11 +58,15 @@ template <typename T> struct CellForward {
     activate(ract, af, n);
     activate(act, ag, n);
     T* cn = c_new + b * H + u0;
-    for (int64_t j = 0; j < n; ++j) {
-      T i = cifg ? T(1) - af[j] : ai[j];
-      cn[j] = af[j] * cp[j] + i * ag[j];
+    if (cifg) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) cn[j] = af[j] * cp[j] + (T(1) - af[j]) * ag[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) cn[j] = af[j] * cp[j] + ai[j] * ag[j];
     }
     if (peep) {
+#pragma omp simd
       for (int64_t j = 0; j < n; ++j) ao[j] += peeps[2 * H + u0 + j] * cn[j];
     }
     activate(ract, ao, n);
@@ -76,6 +81,7 @@ template <typename T> struct CellForward {
     activate(act, pr, n);
     T* cx = c_next + b * H + u0;
     if (keep_c.present()) {
+#pragma omp simd
       for (int64_t j = 0; j < n; ++j) {
         T k = keep_c.at(t, b, u0 + j);
         cx[j] = k * cp[j] + (T(1) - k) * cn[j];
@@ -84,19 +90,35 @@ template <typename T> struct CellForward {
       std::memcpy(cx, cn, sizeof(T) * n);
     }
     if (proj) {
-      for (int64_t j = 0; j < n; ++j) h_core[b * H + u0 + j] = ao[j] * pr[j];
+      T* hc = h_core + b * H + u0;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) hc[j] = ao[j] * pr[j];
       return;
     }
     const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
     const int64_t r = b * P + u0;                 // P == H without projection
-    for (int64_t j = 0; j < n; ++j) {
-      T k = keep_h.present() ? keep_h.at(t, b, u0 + j) : T(0);
-      T hv = k * h[r + j] + (T(1) - k) * (ao[j] * pr[j]);
-      h_next[r + j] = hv;
-      y[r + j] = hv * om;
+    T* hn = h_next + r;
+    T* yr = y + r;
+    if (keep_h.present()) {
+      const T* hp = h + r;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        T k = keep_h.at(t, b, u0 + j);
+        hn[j] = k * hp[j] + (T(1) - k) * (ao[j] * pr[j]);
+        yr[j] = hn[j] * om;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        hn[j] = ao[j] * pr[j];
+        yr[j] = hn[j] * om;
+      }
     }
     if (h_in_next) {
-      for (int64_t j = 0; j < n; ++j) h_in_next[r + j] = h_next[r + j] * rm[r + j];
+      T* hi = h_in_next + r;
+      const T* m = rm + r;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) hi[j] = hn[j] * m[j];
     }
   }
 };
@@ -124,12 +146,23 @@ template <typename T> struct CellBackward {
   void split_dh(T* dh, T* dh_new, int64_t b, int64_t u0, int64_t n) const {
     const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
     const int64_t r = b * P + u0;
-    const T* dyr = dy ? dy + t * B * P + r : nullptr;
-    for (int64_t j = 0; j < n; ++j) {
-      T d = dh[r + j] + (dyr ? dyr[j] * om : T(0));
-      T k = keep_h.present() ? keep_h.at(t, b, u0 + j) : T(0);
-      dh_new[r + j] = d * (T(1) - k);
-      dh[r + j] = d * k;
+    T* d = dh + r;
+    T* dn = dh_new + r;
+    if (dy) {
+      const T* dyr = dy + t * B * P + r;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) d[j] += dyr[j] * om;
+    }
+    if (keep_h.present()) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        T k = keep_h.at(t, b, u0 + j);
+        dn[j] = d[j] * (T(1) - k);
+        d[j] *= k;
+      }
+    } else {
+      std::memcpy(dn, d, sizeof(T) * n);
+      std::memset(d, 0, sizeof(T) * n);
     }
   }
 
@@ -153,10 +186,19 @@ template <typename T> struct CellBackward {
     T* dcnr = dcn + r;
     T* dph = dphi + r;
 
+    if (keep_c.present()) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        T k = keep_c.at(t, b, u0 + j);
+        dcnr[j] = dcr[j] * (T(1) - k);
+        dcr[j] *= k;
+      }
+    } else {
+      std::memcpy(dcnr, dcr, sizeof(T) * n);
+      std::memset(dcr, 0, sizeof(T) * n);
+    }
+#pragma omp simd
     for (int64_t j = 0; j < n; ++j) {
-      T k = keep_c.present() ? keep_c.at(t, b, u0 + j) : T(0);
-      dcnr[j] = dcr[j] * (T(1) - k);
-      dcr[j] *= k;
       dao[j] = dmr[j] * pr[j];
       dph[j] = dmr[j] * go[j];
     }
@@ -166,27 +208,35 @@ template <typename T> struct CellBackward {
       normalise_row_backward(dph, gain_c, c_hat + b * H, c_rstd[b], tmp, H);
       for (int64_t j = 0; j < H; ++j) dcnr[j] += tmp[j];
     } else {
+#pragma omp simd
       for (int64_t j = 0; j < n; ++j) dcnr[j] += dph[j];
     }
     times_grad(ract, dao, go, n);
     if (peep) {
+#pragma omp simd
       for (int64_t j = 0; j < n; ++j) dcnr[j] += dao[j] * peeps[2 * H + u0 + j];
     }
-    for (int64_t j = 0; j < n; ++j) {             // c_new = f * c_prev + i * g
-      T i = cifg ? T(1) - gf[j] : gi[j];
-      dag[j] = dcnr[j] * i;
-      if (cifg) {
-        daf[j] = dcnr[j] * (cp[j] - gg[j]);       // i = 1 - f
-      } else {
+    if (cifg) {                                   // c_new = f * c_prev + (1 - f) * g
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        dag[j] = dcnr[j] * (T(1) - gf[j]);
+        daf[j] = dcnr[j] * (cp[j] - gg[j]);
+        dcr[j] += dcnr[j] * gf[j];
+      }
+    } else {                                      // c_new = f * c_prev + i * g
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        dag[j] = dcnr[j] * gi[j];
         dai[j] = dcnr[j] * gg[j];
         daf[j] = dcnr[j] * cp[j];
+        dcr[j] += dcnr[j] * gf[j];
       }
-      dcr[j] += dcnr[j] * gf[j];
     }
     times_grad(act, dag, gg, n);
     times_grad(ract, daf, gf, n);
     if (!cifg) times_grad(ract, dai, gi, n);
     if (peep) {
+#pragma omp simd
       for (int64_t j = 0; j < n; ++j) dcr[j] += dai[j] * peeps[u0 + j] + daf[j] * peeps[H + u0 + j];
     }
   }

@@ -5,6 +5,16 @@
 #include "lstm_cell.h"
 
 namespace lstmkit {
+
+bool team_fits(const Tensor& w_hh, const OptTensor& w_hr, const std::string& cell, at::ScalarType dtype);
+std::vector<Tensor> lstm_team_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor w_peep,
+                                      OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
+                                      Cell cell, Act act, Act ract, bool store);
+std::vector<Tensor> lstm_team_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
+                                       Tensor phic, Tensor w_hh, OptTensor w_peep, OptTensor rmask,
+                                       OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Cell cell, Act act,
+                                       Act ract);
+
 namespace {
 
 Tensor none() { return Tensor(); }
@@ -387,6 +397,10 @@ std::vector<Tensor> lstm_forward_steps(Tensor xw, Tensor h0, Tensor c0, Tensor w
   check_inputs("lstm_forward_steps", xw, {&h0, &c0, &w_hh},
                {&b_ih, &b_hh, &w_hr, &w_peep, &ln_gain_ih, &ln_gain_hh, &ln_gain_c, &ln_bias_c, &rmask, &keep_h,
                 &keep_c, &out_mask});
+  if (team_fits(w_hh, w_hr, cell, xw.scalar_type())) {
+    return lstm_team_forward(xw, h0, c0, w_hh, w_peep, rmask, keep_h, keep_c, out_mask, parse_cell(cell),
+                             parse_act(act), parse_act(ract), store);
+  }
   return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward_steps", [&] {
     return forward<scalar_t>(xw, h0, c0, w_hh, b_ih, b_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c,
                              ln_bias_c, rmask, keep_h, keep_c, out_mask, parse_cell(cell), parse_act(act),
@@ -404,6 +418,10 @@ std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, 
   check_inputs("lstm_backward_steps", gates, {&dh_T, &dc_T, &c_prev, &phic, &w_hh},
                {&dy, &c_new, &x_hat, &x_rstd, &h_hat, &h_rstd, &c_hat, &c_rstd, &w_hr, &w_peep, &ln_gain_ih,
                 &ln_gain_hh, &ln_gain_c, &rmask, &keep_h, &keep_c, &out_mask});
+  if (team_fits(w_hh, w_hr, cell, gates.scalar_type())) {
+    return lstm_team_backward(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
+                              parse_cell(cell), parse_act(act), parse_act(ract));
+  }
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward_steps", [&] {
     return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat,
                               c_rstd, w_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, rmask, keep_h, keep_c,

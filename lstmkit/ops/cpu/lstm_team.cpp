@@ -1,0 +1,237 @@
+// The LSTM loops for cells whose hidden units depend on each other only through the recurrent
+// GEMM (vanilla, peephole, cifg; no projection, no layer norm), with every mask and activation
+// the family has. A team of threads is started once per call, and each thread owns a slice of
+// the hidden units for the whole sequence: it packs its units' recurrent weights into panels
+// (panel_gemm.h) that stay in its core's cache, and per step it multiplies them with the whole
+// state and updates its own units' gates and cells right away, while the sums are hot. One
+// barrier per step makes the new state whole before the next step reads it.
+//
+// Backward mirrors it: per step each thread turns its units' dh and dc into their gate
+// gradients, a barrier, then it computes its own columns of dh_{t-1} = d_pre W_hh.
+#include <omp.h>
+
+#include "lstm_cell.h"
+#include "panel_gemm.h"
+
+namespace lstmkit {
+namespace {
+
+// Below this many multiply-adds per step, waking a second thread and waiting at the barrier
+// cost more than the thread saves.
+constexpr int64_t kMinTeamWork = int64_t(1) << 17;
+// Unit blocks whose gate panels the forward walks together: 4 x 16 units x 4 gates x 512 inputs
+// x 4 bytes = 512 KiB at H = 512, within a core's L2 (1 MiB on the AMD machines measured).
+constexpr int64_t kChunkBlocks = 4;
+
+int team_size(int64_t blocks, int64_t work_per_step) {
+  if (work_per_step < kMinTeamWork) return 1;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), blocks)));
+}
+
+// The unit blocks [first, last) that thread tid of a team owns.
+struct Slice {
+  int64_t first, last;
+  Slice(int64_t blocks, int tid, int team) : first(blocks * tid / team), last(blocks * (tid + 1) / team) {}
+};
+
+Tensor none() { return Tensor(); }
+
+template <typename T>
+std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+                            const OptTensor& w_peep, const OptTensor& rmask, const OptTensor& keep_h_t,
+                            const OptTensor& keep_c_t, const OptTensor& out_mask_t, Cell cell, Act act, Act ract,
+                            bool store) {
+  constexpr int64_t L = Simd<T>::lanes;
+  const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = c0.size(-1), P = H;
+  const int64_t gates = G / H, blocks = (H + L - 1) / L;
+  const bool peep = cell == Cell::Peephole;
+  auto opts = xw.options();
+  const int64_t n = store ? steps : 1;            // per-step buffers keep every step, or reuse one
+
+  Slots<T> h_states(store ? steps + 1 : 2, B, P, opts), c_states(store ? steps + 1 : 2, B, H, opts);
+  std::memcpy(h_states[0], h0.data_ptr<T>(), sizeof(T) * B * P);
+  std::memcpy(c_states[0], c0.data_ptr<T>(), sizeof(T) * B * H);
+  Tensor y = at::empty({steps, B, P}, opts);
+  Slots<T> phic_all(n, B, H, opts), c_new_all(peep && store ? steps : 1, B, H, opts), h_in_all;
+  const T* rm = ptr_or_null<T>(rmask);
+  if (rm) h_in_all = Slots<T>(store ? steps : 2, B, P, opts);   // the next step's input is written
+  Tensor panels = at::empty({blocks * P * gates * L}, opts);     // while the current one is read
+  T* pan = panels.data_ptr<T>();
+  const T* w = w_hh.data_ptr<T>();
+  T* xw_p = xw.data_ptr<T>();
+  const CellForward<T> base{G, H, P, cell, act, ract, /*proj=*/false, ptr_or_null<T>(w_peep), nullptr, nullptr,
+                            rm, Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
+
+#pragma omp parallel num_threads(team_size(blocks, B * G * P))
+  {
+    const Slice own(blocks, omp_get_thread_num(), omp_get_num_threads());
+    pack_gate_panels(w, H, P, gates, own.first, own.last, pan);
+    CellForward<T> cf = base;
+    if (rm) {
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t u = own.first * L; u < std::min(H, own.last * L); ++u) {
+          h_in_all[0][b * P + u] = h_states[0][b * P + u] * rm[b * P + u];
+        }
+      }
+#pragma omp barrier
+    }
+    alignas(64) T sums[kPanelRows * kPanelVecs * L];
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2;
+      cf.t = t;
+      cf.a = xw_p + t * B * G;                    // becomes the gate activations in place
+      cf.h = h_states[slot];
+      cf.c = c_states[slot];
+      cf.h_next = h_states[next];
+      cf.c_next = c_states[next];
+      cf.c_new = c_new_all[peep && store ? t : 0];
+      cf.phic = phic_all[store ? t : 0];
+      cf.y = step_ptr<T>(y, t);
+      const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
+      cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
+      // Blocks in chunks whose panels fit the core's cache together; the cell update then runs
+      // over the chunk's units at once (short loops cost more per unit than long ones).
+      for (int64_t c0 = own.first; c0 < own.last; c0 += kChunkBlocks) {
+        const int64_t c1 = std::min(c0 + kChunkBlocks, own.last), u0 = c0 * L, nu = std::min(H, c1 * L) - u0;
+        for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
+          const int64_t rows = std::min(kPanelRows, B - r0);
+          for (int64_t ub = c0; ub < c1; ++ub) {
+            const int64_t nb = std::min(L, H - ub * L);
+            panel_gemm<T>(rows, gates, src + r0 * P, P, 1, P, pan + ub * P * gates * L, sums);
+            for (int64_t r = 0; r < rows; ++r) {
+              T* ar = cf.a + (r0 + r) * G + ub * L;
+              for (int64_t g = 0; g < gates; ++g) {
+                const T* s = sums + (r * gates + g) * L;
+                for (int64_t j = 0; j < nb; ++j) ar[g * H + j] += s[j];
+              }
+            }
+          }
+          for (int64_t r = 0; r < rows; ++r) cf.units(r0 + r, u0, nu);
+        }
+      }
+#pragma omp barrier
+    }
+  }
+
+  const int64_t last = store ? steps : steps % 2;
+  Tensor h_T = at::empty(h0.sizes(), opts), c_T = at::empty(c0.sizes(), opts);
+  std::memcpy(h_T.data_ptr<T>(), h_states[last], sizeof(T) * B * P);
+  std::memcpy(c_T.data_ptr<T>(), c_states[last], sizeof(T) * B * H);
+  if (!store) {
+    return {y, h_T, c_T, none(), none(), none(), none(), none(), none(), none(), none(), none(), none(), none(),
+            none()};
+  }
+  Tensor h_in_saved = rm ? h_in_all.tensor : h_states.tensor.narrow(0, 0, steps);
+  return {y, h_T, c_T, xw, c_states.tensor.narrow(0, 0, steps), peep ? c_new_all.tensor : none(),
+          phic_all.tensor, h_in_saved, none(), none(), none(), none(), none(), none(), none()};
+}
+
+template <typename T>
+std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Tensor& dc_T, const Tensor& gates,
+                             const Tensor& c_prev, const Tensor& phic, const Tensor& w_hh, const OptTensor& w_peep,
+                             const OptTensor& rmask, const OptTensor& keep_h_t, const OptTensor& keep_c_t,
+                             const OptTensor& out_mask_t, Cell cell, Act act, Act ract) {
+  constexpr int64_t L = Simd<T>::lanes;
+  const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = phic.size(2), P = H;
+  const int64_t blocks = (P + L - 1) / L;
+  auto opts = gates.options();
+  Tensor d_pre = at::empty({steps, B, G}, opts);
+  Tensor dh = dh_T.clone(), dc = dc_T.clone();
+  Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts), dphi = at::empty({B, H}, opts);
+  Tensor panels = at::empty({blocks * G * L}, opts);
+  const int team = team_size(blocks, B * G * P);
+  Tensor a_pack = at::empty({team, B, G}, opts);
+  T* pan = panels.data_ptr<T>();
+  const T* w = w_hh.data_ptr<T>();
+  const T* rm = ptr_or_null<T>(rmask);
+  T* dh_p = dh.data_ptr<T>();
+  CellBackward<T> base{B, G, H, P, cell, act, ract, ptr_or_null<T>(w_peep), nullptr, ptr_or_null<T>(dy_t),
+                       Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
+  base.dm = dm.data_ptr<T>();
+  base.dc = dc.data_ptr<T>();
+  base.dcn = dcn.data_ptr<T>();
+  base.dphi = dphi.data_ptr<T>();
+
+#pragma omp parallel num_threads(team)
+  {
+    const Slice own(blocks, omp_get_thread_num(), omp_get_num_threads());
+    pack_column_panels(w, G, P, own.first, own.last, pan);
+    const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
+    CellBackward<T> cb = base;
+    T* a_packed = a_pack.data_ptr<T>() + omp_get_thread_num() * B * G;
+    alignas(64) T sums[kPanelRows * kPanelVecs * L];
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      cb.t = t;
+      cb.g = step_ptr<T>(gates, t);
+      cb.phic = step_ptr<T>(phic, t);
+      cb.c_prev = step_ptr<T>(c_prev, t);
+      cb.d_pre = step_ptr<T>(d_pre, t);
+      if (units > 0) {
+        for (int64_t b = 0; b < B; ++b) {
+          cb.split_dh(dh_p, cb.dm, b, u0, units);
+          cb.units(b, u0, units);
+        }
+      }
+#pragma omp barrier
+      // dh_{t-1} (own columns) += d_pre_t W_hh, times the recurrent mask. d_pre_t is first
+      // copied k-major per block of rows: half of it was written by the other threads, and one
+      // sequential pass fetches it faster than the GEMM's strided reads would.
+      for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
+        const int64_t rows = std::min(kPanelRows, B - r0);
+        T* dst = a_packed + r0 * G;
+        const T* srow = cb.d_pre + r0 * G;
+        for (int64_t q = 0; q < G; ++q) {
+          for (int64_t r = 0; r < rows; ++r) dst[q * rows + r] = srow[r * G + q];
+        }
+      }
+      for (int64_t c0 = own.first; c0 < own.last; c0 += kPanelVecs) {
+        const int64_t nv = std::min(kPanelVecs, own.last - c0);
+        const T* panel = pan + c0 * G * L;
+        for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
+          const int64_t rows = std::min(kPanelRows, B - r0);
+          panel_gemm<T>(rows, nv, a_packed + r0 * G, 1, rows, G, panel, sums);
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t v = 0; v < nv; ++v) {
+              const int64_t col = (c0 + v) * L, nc = std::min(L, P - col);
+              const T* s = sums + (r * nv + v) * L;
+              T* d = dh_p + (r0 + r) * P + col;
+              if (rm) {
+                const T* m = rm + (r0 + r) * P + col;
+                for (int64_t j = 0; j < nc; ++j) d[j] += s[j] * m[j];
+              } else {
+                for (int64_t j = 0; j < nc; ++j) d[j] += s[j];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return {d_pre, none(), none(), none(), none(), dh, dc};
+}
+
+}  // namespace
+
+bool team_fits(const Tensor& w_hh, const OptTensor& w_hr, const std::string& cell, at::ScalarType dtype) {
+  return !(w_hr && w_hr->defined()) && cell != "layernorm" && w_hh.scalar_type() == dtype;
+}
+
+std::vector<Tensor> lstm_team_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor w_peep,
+                                      OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
+                                      Cell cell, Act act, Act ract, bool store) {
+  return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_team_forward", [&] {
+    return forward<scalar_t>(xw, h0, c0, w_hh, w_peep, rmask, keep_h, keep_c, out_mask, cell, act, ract, store);
+  });
+}
+
+std::vector<Tensor> lstm_team_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
+                                       Tensor phic, Tensor w_hh, OptTensor w_peep, OptTensor rmask,
+                                       OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Cell cell, Act act,
+                                       Act ract) {
+  return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_team_backward", [&] {
+    return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
+                              cell, act, ract);
+  });
+}
+
+}  // namespace lstmkit

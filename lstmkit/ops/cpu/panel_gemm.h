@@ -1,0 +1,128 @@
+// The recurrent GEMM of the team loops (lstm_team.cpp): a few rows of A against a weight packed
+// once per call into column panels, C[R][NV * L] = A[R][K] @ panel[K][NV * L], the R x NV
+// vector sums held in registers for the whole K loop. Each thread packs the panels of the units
+// it owns, so they stay in its core's cache from step to step; a library GEMM called per step
+// reads the whole weight again each time and pays its call overhead on every step.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace lstmkit {
+
+#if defined(__AVX512F__)
+constexpr int64_t kVecBytes = 64;
+constexpr int64_t kPanelRows = 6;   // 6 rows x 4 vectors of sums: 24 of the 32 vector registers
+#elif defined(__AVX__)
+constexpr int64_t kVecBytes = 32;
+constexpr int64_t kPanelRows = 3;   // 12 of the 16
+#else
+constexpr int64_t kVecBytes = 16;
+constexpr int64_t kPanelRows = 3;
+#endif
+constexpr int64_t kPanelVecs = 4;   // at most 4 vectors a panel row: the four gates of a unit block
+
+// The machine's widest vector of T (GCC/Clang vector extensions: the compiler picks the
+// instructions for -march=native) and its number of lanes, which is also the unit block.
+template <typename T> struct Simd {
+  typedef T vec __attribute__((vector_size(kVecBytes)));
+  static constexpr int64_t lanes = kVecBytes / sizeof(T);
+};
+
+// out[r][v * L + j] = sum_q a[r * rs + q * qs] * panel[(q * NV + v) * L + j], r < R, v < NV.
+template <typename T, int R, int NV>
+inline void panel_product(const T* a, int64_t rs, int64_t qs, int64_t k, const T* panel, T* out) {
+  using V = typename Simd<T>::vec;
+  constexpr int64_t L = Simd<T>::lanes;
+  V acc[R][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+  }
+  const T* w = panel;
+  for (int64_t q = 0; q < k; ++q, w += NV * L) {
+    V wv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], w + v * L, sizeof(V));
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const T s = a[r * rs + q * qs];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] += s * wv[v];
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) std::memcpy(out + (r * NV + v) * L, &acc[r][v], sizeof(V));
+  }
+}
+
+template <typename T, int NV>
+inline void panel_rows(int64_t rows, const T* a, int64_t rs, int64_t qs, int64_t k, const T* panel, T* out) {
+  switch (rows) {
+    case 1: return panel_product<T, 1, NV>(a, rs, qs, k, panel, out);
+    case 2: return panel_product<T, 2, NV>(a, rs, qs, k, panel, out);
+    case 3: return panel_product<T, 3, NV>(a, rs, qs, k, panel, out);
+#if defined(__AVX512F__)
+    case 4: return panel_product<T, 4, NV>(a, rs, qs, k, panel, out);
+    case 5: return panel_product<T, 5, NV>(a, rs, qs, k, panel, out);
+    case 6: return panel_product<T, 6, NV>(a, rs, qs, k, panel, out);
+#endif
+  }
+}
+
+// out [rows][nv * L] for rows <= kPanelRows, nv <= kPanelVecs; row r of A at a + r * rs, its k
+// values qs apart (1 for a row-major A, or `rows` for one packed k-major).
+template <typename T>
+inline void panel_gemm(int64_t rows, int64_t nv, const T* a, int64_t rs, int64_t qs, int64_t k, const T* panel,
+                       T* out) {
+  switch (nv) {
+    case 1: return panel_rows<T, 1>(rows, a, rs, qs, k, panel, out);
+    case 2: return panel_rows<T, 2>(rows, a, rs, qs, k, panel, out);
+    case 3: return panel_rows<T, 3>(rows, a, rs, qs, k, panel, out);
+    case 4: return panel_rows<T, 4>(rows, a, rs, qs, k, panel, out);
+  }
+}
+
+// Panels of the gate rows of W [gates * H, K] (row g * H + u holds gate g of unit u): for each
+// unit block ub in [first, last), panel[q][g][j] = W[g * H + ub * L + j][q], zero past unit H,
+// at dst + ub * K * gates * L. The product with h then gives a block's four gates side by side.
+template <typename T>
+void pack_gate_panels(const T* w, int64_t H, int64_t K, int64_t gates, int64_t first, int64_t last, T* dst) {
+  constexpr int64_t L = Simd<T>::lanes;
+  for (int64_t ub = first; ub < last; ++ub) {
+    T* panel = dst + ub * K * gates * L;
+    for (int64_t g = 0; g < gates; ++g) {
+      for (int64_t j = 0; j < L; ++j) {
+        const int64_t u = ub * L + j;
+        const T* row = u < H ? w + (g * H + u) * K : nullptr;
+        for (int64_t q = 0; q < K; ++q) panel[(q * gates + g) * L + j] = row ? row[q] : T(0);
+      }
+    }
+  }
+}
+
+// Panels of the columns of W [K, N] in groups of up to kPanelVecs blocks of L columns: for the
+// group of nv blocks from c0, panel[q][v][j] = W[q][(c0 + v) * L + j], zero past column N, at
+// dst + c0 * K * L. Groups start at `first` and step by kPanelVecs up to `last`.
+template <typename T>
+void pack_column_panels(const T* w, int64_t K, int64_t N, int64_t first, int64_t last, T* dst) {
+  constexpr int64_t L = Simd<T>::lanes;
+  for (int64_t c0 = first; c0 < last; c0 += kPanelVecs) {
+    const int64_t nv = std::min(kPanelVecs, last - c0);
+    T* panel = dst + c0 * K * L;
+    for (int64_t q = 0; q < K; ++q) {
+      for (int64_t v = 0; v < nv; ++v) {
+        for (int64_t j = 0; j < L; ++j) {
+          const int64_t col = (c0 + v) * L + j;
+          panel[(q * nv + v) * L + j] = col < N ? w[q * N + col] : T(0);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace lstmkit
