@@ -8,31 +8,16 @@
 //
 // Backward mirrors it: per step each thread turns its units' dh and dc into their gate
 // gradients, a barrier, then it computes its own columns of dh_{t-1} = d_pre W_hh.
-#include <omp.h>
-
 #include "lstm_cell.h"
 #include "panel_gemm.h"
+#include "team.h"
 
 namespace lstmkit {
 namespace {
 
-// Below this many multiply-adds per step, waking a second thread and waiting at the barrier
-// cost more than the thread saves.
-constexpr int64_t kMinTeamWork = int64_t(1) << 17;
 // Unit blocks whose gate panels the forward walks together: 4 x 16 units x 4 gates x 512 inputs
 // x 4 bytes = 512 KiB at H = 512, within a core's L2 (1 MiB on the AMD machines measured).
 constexpr int64_t kChunkBlocks = 4;
-
-int team_size(int64_t blocks, int64_t work_per_step) {
-  if (work_per_step < kMinTeamWork) return 1;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), blocks)));
-}
-
-// The unit blocks [first, last) that thread tid of a team owns.
-struct Slice {
-  int64_t first, last;
-  Slice(int64_t blocks, int tid, int team) : first(blocks * tid / team), last(blocks * (tid + 1) / team) {}
-};
 
 Tensor none() { return Tensor(); }
 
