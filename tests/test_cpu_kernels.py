@@ -356,16 +356,18 @@ def test_plain_lstm_inference_through_onednn_matches_the_reference(kwargs, shape
 @pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("cell,H,B,masks", [("vanilla", 70, 13, True), ("peephole", 33, 31, True),
-                                            ("cifg", 128, 7, False), ("vanilla", 128, 7, False)])
+                                            ("cifg", 128, 7, False), ("vanilla", 128, 7, False),
+                                            ("gru", 70, 13, True), ("gru", 128, 7, False)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_team_loops_match_the_reference_with_several_threads(threads, cell, H, B, masks, dtype):
-    """The loops where threads own slices of the units (vanilla, peephole, cifg without projection)
-    run a team when a step has enough work: these sizes do, with hidden sizes that are not whole
-    vector blocks, batches that are not whole row blocks, and 1-3 threads (3 uneven slices).
-    Outputs and every gradient against autograd through the float64 reference."""
+    """The loops where threads own slices of the units (the GRU; vanilla, peephole, cifg without
+    projection) run a team when a step has enough work: these sizes do, with hidden sizes that
+    are not whole vector blocks, batches that are not whole row blocks, and 1-3 threads (3 uneven
+    slices). Outputs and every gradient against autograd through the float64 reference."""
     g = torch.Generator().manual_seed(H + B)
     T, I = 5, 9
-    w = random_lstm_weights(cell, I, H, 0, True, dtype, g)
+    gru = cell == "gru"
+    w = random_gru_weights(I, H, True, dtype, g) if gru else random_lstm_weights(cell, I, H, 0, True, dtype, g)
     w = type(w)(*(None if t is None else (t / 4).detach().requires_grad_() for t in w))
     x = torch.randn(T, B, I, dtype=dtype, generator=g, requires_grad=True)
     h0 = torch.randn(B, H, dtype=dtype, generator=g, requires_grad=True)
@@ -375,14 +377,18 @@ def test_team_loops_match_the_reference_with_several_threads(threads, cell, H, B
         lengths = torch.randint(1, T + 1, (B,), generator=g)
         rmask = (torch.rand(B, H, generator=g) > 0.3).to(dtype) / 0.7
         zh = (torch.rand(T, B, H, generator=g) < 0.3).to(dtype)
-        zc = (torch.rand(T, B, H, generator=g) < 0.3).to(dtype)
+        zc = None if gru else (torch.rand(T, B, H, generator=g) < 0.3).to(dtype)
     keep_h, keep_c, out_mask = ops.step_masks(T, lengths, zh, zc, x)
+    state = [h0] if gru else [h0, c0]
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        got = LSTMFunction.apply(x, h0, c0, rmask, keep_h, keep_c, out_mask,
-                                 (cell, "tanh", "sigmoid", cpu.lstm_steps), *w)
-        inputs = [x, h0, c0] + [t for t in w if t is not None]
+        if gru:
+            got = GRUFunction.apply(x, h0, rmask, keep_h, out_mask, ("tanh", "sigmoid", cpu.gru_steps), *w)
+        else:
+            got = LSTMFunction.apply(x, h0, c0, rmask, keep_h, keep_c, out_mask,
+                                     (cell, "tanh", "sigmoid", cpu.lstm_steps), *w)
+        inputs = [x, *state] + [t for t in w if t is not None]
         cot = [torch.randn(v.shape, dtype=dtype, generator=g) for v in got]
         grads = torch.autograd.grad(sum((v * c).sum() for v, c in zip(got, cot)), inputs)
     finally:
@@ -390,11 +396,15 @@ def test_team_loops_match_the_reference_with_several_threads(threads, cell, H, B
     as64 = lambda t: None if t is None else t.detach().double().requires_grad_(t.requires_grad)  # noqa: E731
     x64, h64, c64 = as64(x), as64(h0), as64(c0)
     w64 = type(w)(*(as64(t) for t in w))
-    y, (h, c) = reference.lstm(x64, h64, c64, w64, cell, lengths=lengths, recurrent_mask=as64(rmask),
-                               zoneout_h=as64(zh), zoneout_c=as64(zc))
-    expected = (y, h, c)
-    inputs64 = [x64, h64, c64] + [t for t in w64 if t is not None]
+    masks64 = dict(lengths=lengths, recurrent_mask=as64(rmask), zoneout_h=as64(zh))
+    if gru:
+        expected = reference.gru_from_weights(x64, h64, w64, **masks64)
+        inputs64 = [x64, h64]
+    else:
+        y, (h, c) = reference.lstm(x64, h64, c64, w64, cell, zoneout_c=as64(zc), **masks64)
+        expected = (y, h, c)
+        inputs64 = [x64, h64, c64]
+    inputs64 += [t for t in w64 if t is not None]
     expected_grads = torch.autograd.grad(sum((v * c.double()).sum() for v, c in zip(expected, cot)), inputs64)
-    tol = TOL[dtype]
-    for a, b in zip(got + grads, expected + expected_grads):
-        torch.testing.assert_close(a, b.to(dtype), **tol)
+    for a, b in zip(tuple(got) + grads, tuple(expected) + expected_grads):
+        torch.testing.assert_close(a, b.to(dtype), **TOL[dtype])

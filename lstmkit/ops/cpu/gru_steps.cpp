@@ -1,9 +1,17 @@
 // The GRU's time loops, fused: the C++ twin of lstmkit/ops/gru_steps.py (same arguments and
-// results; that file has the equations and shapes). Per step one GEMM against the recurrent
-// weight, then one pass per batch row for the gates and the state blend.
-#include "common.h"
+// results; that file has the equations and shapes). Float32 and float64 run the team loops of
+// gru_team.cpp; here is the loop for bfloat16 weights (per step one GEMM through WeightGemm,
+// then one pass per batch row) and the streaming step.
+#include "gru_cell.h"
 
 namespace lstmkit {
+
+std::vector<Tensor> gru_team_forward(Tensor xw, Tensor h0, Tensor w_hh, OptTensor b_hh, OptTensor rmask,
+                                     OptTensor keep_h, OptTensor out_mask, Act act, Act ract, bool store);
+std::vector<Tensor> gru_team_backward(OptTensor dy, Tensor dh_T, Tensor gates, Tensor gh_n, Tensor h_prev,
+                                      Tensor w_hh, OptTensor rmask, OptTensor keep_h, OptTensor out_mask, Act act,
+                                      Act ract);
+
 namespace {
 
 template <typename T>
@@ -24,6 +32,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
   const T* rm = ptr_or_null<T>(rmask);
   const T* bh = ptr_or_null<T>(b_hh);
   T* xw_p = xw.data_ptr<T>();
+  GruForward<T> cf{G, H, act, ract, bh, rm, keep_h, out_mask};
 
   for (int64_t t = 0; t < steps; ++t) {
     const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2, at_t = store ? t : 0;
@@ -36,94 +45,20 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
       h_in = hi;
     }
     gemm_hh.run(h_in, H, T(0), gh[0], G);
-    T* a = xw_p + t * B * G;                      // becomes r, z, n in place
-    T* ghn = gh_n_all[at_t];
-    T* y_t = step_ptr<T>(y, t);
-    for_rows(B, G, [&](int64_t b) {
-      T* ar = a + b * G;
-      const T* ghr = gh[0] + b * G;
-      T* ghn_r = ghn + b * H;
-      for (int64_t j = 0; j < 2 * H; ++j) ar[j] += ghr[j] + (bh ? bh[j] : T(0));
-      activate(ract, ar, 2 * H);                  // r, z
-      for (int64_t j = 0; j < H; ++j) {
-        ghn_r[j] = ghr[2 * H + j] + (bh ? bh[2 * H + j] : T(0));
-        ar[2 * H + j] += ar[j] * ghn_r[j];
-      }
-      activate(act, ar + 2 * H, H);               // n
-      const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
-      for (int64_t j = 0; j < H; ++j) {
-        T z = ar[H + j], n = ar[2 * H + j], hp = h[b * H + j];
-        T hn = (T(1) - z) * n + z * hp;
-        T k = keep_h.present() ? keep_h.at(t, b, j) : T(0);
-        T hv = k * hp + (T(1) - k) * hn;
-        h_next[b * H + j] = hv;
-        y_t[b * H + j] = hv * om;
-      }
-    });
+    cf.t = t;
+    cf.a = xw_p + t * B * G;                      // becomes r, z, n in place
+    cf.gh = gh[0];
+    cf.gh_n = gh_n_all[at_t];
+    cf.h = h;
+    cf.h_next = h_next;
+    cf.y = step_ptr<T>(y, t);
+    for_rows(B, G, [&](int64_t b) { cf.units(b, 0, H); });
   }
   Tensor h_T = at::empty(h0.sizes(), opts);
   std::memcpy(h_T.data_ptr<T>(), h_states[store ? steps : steps % 2], sizeof(T) * B * H);
   if (!store) return {y, h_T, Tensor(), Tensor(), Tensor(), Tensor()};
   Tensor h_prev = h_states.tensor.narrow(0, 0, steps);
   return {y, h_T, xw, gh_n_all.tensor, h_prev, rmask ? h_in_all.tensor : h_prev};
-}
-
-template <typename T>
-std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Tensor& gates, const Tensor& gh_n,
-                             const Tensor& h_prev, const Tensor& w_hh, const OptTensor& rmask,
-                             const OptTensor& keep_h_t, const OptTensor& out_mask_t, Act act, Act ract) {
-  const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = dh_T.size(1);
-  auto opts = gates.options();
-  Tensor d_gx = at::empty({steps, B, G}, opts), d_gh = at::empty({steps, B, G}, opts);
-  Tensor dh = dh_T.clone();
-  Tensor dh_in = rmask ? at::empty({B, H}, opts) : Tensor();
-  WeightGemm<T> gemm_hh(w_hh, /*trans=*/false, B);
-  Mask<T> keep_h(keep_h_t), out_mask(out_mask_t);
-  const T* dy = ptr_or_null<T>(dy_t);
-  const T* rm = ptr_or_null<T>(rmask);
-  T* dh_p = dh.data_ptr<T>();
-
-  for (int64_t t = steps - 1; t >= 0; --t) {
-    const T* g_t = step_ptr<T>(gates, t);
-    const T* ghn_t = step_ptr<T>(gh_n, t);
-    const T* hp_t = step_ptr<T>(h_prev, t);
-    T* dgx_t = step_ptr<T>(d_gx, t);
-    T* dgh_t = step_ptr<T>(d_gh, t);
-    for_rows(B, G, [&](int64_t b) {
-      const T* r = g_t + b * G;
-      const T* z = r + H;
-      const T* n = z + H;
-      T* dx = dgx_t + b * G;
-      T* dr = dx;
-      T* dz = dx + H;
-      T* dn = dx + 2 * H;
-      const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
-      for (int64_t j = 0; j < H; ++j) {
-        T d = dh_p[b * H + j] + (dy ? dy[(t * B + b) * H + j] * om : T(0));
-        T k = keep_h.present() ? keep_h.at(t, b, j) : T(0);
-        T d_new = d * (T(1) - k);
-        dn[j] = d_new * (T(1) - z[j]);            // h~ = (1 - z) n + z h_prev
-        dz[j] = d_new * (hp_t[b * H + j] - n[j]);
-        dh_p[b * H + j] = d * k + d_new * z[j];
-      }
-      times_grad(act, dn, n, H);
-      times_grad(ract, dz, z, H);
-      const T* ghn = ghn_t + b * H;
-      for (int64_t j = 0; j < H; ++j) dr[j] = dn[j] * ghn[j];   // n = phi(gx_n + r gh_n)
-      times_grad(ract, dr, r, H);
-      T* dgh = dgh_t + b * G;
-      for (int64_t j = 0; j < 2 * H; ++j) dgh[j] = dx[j];
-      for (int64_t j = 0; j < H; ++j) dgh[2 * H + j] = dn[j] * r[j];
-    });
-    if (rm) {
-      T* tmp = dh_in.data_ptr<T>();
-      gemm_hh.run(dgh_t, G, T(0), tmp, H);
-      for (int64_t k = 0; k < B * H; ++k) dh_p[k] += tmp[k] * rm[k];
-    } else {
-      gemm_hh.run(dgh_t, G, T(1), dh_p, H);
-    }
-  }
-  return {d_gx, d_gh, dh};
 }
 
 // One step from x_t (the streaming path): input projection here, then forward() with T = 1.
@@ -157,6 +92,9 @@ std::vector<Tensor> gru_forward_steps(Tensor xw, Tensor h0, Tensor w_hh, OptTens
                                       OptTensor keep_h, OptTensor out_mask, std::string act, std::string ract,
                                       bool store) {
   check_inputs("gru_forward_steps", xw, {&h0, &w_hh}, {&b_hh, &rmask, &keep_h, &out_mask});
+  if (w_hh.scalar_type() == xw.scalar_type()) {   // (a bfloat16 weight takes the per-step GEMM loop)
+    return gru_team_forward(xw, h0, w_hh, b_hh, rmask, keep_h, out_mask, parse_act(act), parse_act(ract), store);
+  }
   return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward_steps", [&] {
     return forward<scalar_t>(xw, h0, w_hh, b_hh, rmask, keep_h, out_mask, parse_act(act), parse_act(ract), store);
   });
@@ -166,10 +104,8 @@ std::vector<Tensor> gru_backward_steps(OptTensor dy, Tensor dh_T, Tensor gates, 
                                        Tensor w_hh, OptTensor rmask, OptTensor keep_h, OptTensor out_mask,
                                        std::string act, std::string ract) {
   check_inputs("gru_backward_steps", gates, {&dh_T, &gh_n, &h_prev, &w_hh}, {&dy, &rmask, &keep_h, &out_mask});
-  return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward_steps", [&] {
-    return backward<scalar_t>(dy, dh_T, gates, gh_n, h_prev, w_hh, rmask, keep_h, out_mask, parse_act(act),
-                              parse_act(ract));
-  });
+  return gru_team_backward(dy, dh_T, gates, gh_n, h_prev, w_hh, rmask, keep_h, out_mask, parse_act(act),
+                           parse_act(ract));
 }
 
 }  // namespace lstmkit

@@ -144,7 +144,6 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
     CellBackward<T> cb = base;
     T* a_packed = a_pack.data_ptr<T>() + omp_get_thread_num() * B * G;
-    alignas(64) T sums[kPanelRows * kPanelVecs * L];
     for (int64_t t = steps - 1; t >= 0; --t) {
       cb.t = t;
       cb.g = step_ptr<T>(gates, t);
@@ -158,38 +157,8 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
         }
       }
 #pragma omp barrier
-      // dh_{t-1} (own columns) += d_pre_t W_hh, times the recurrent mask. d_pre_t is first
-      // copied k-major per block of rows: half of it was written by the other threads, and one
-      // sequential pass fetches it faster than the GEMM's strided reads would.
-      for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
-        const int64_t rows = std::min(kPanelRows, B - r0);
-        T* dst = a_packed + r0 * G;
-        const T* srow = cb.d_pre + r0 * G;
-        for (int64_t q = 0; q < G; ++q) {
-          for (int64_t r = 0; r < rows; ++r) dst[q * rows + r] = srow[r * G + q];
-        }
-      }
-      for (int64_t c0 = own.first; c0 < own.last; c0 += kPanelVecs) {
-        const int64_t nv = std::min(kPanelVecs, own.last - c0);
-        const T* panel = pan + c0 * G * L;
-        for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
-          const int64_t rows = std::min(kPanelRows, B - r0);
-          panel_gemm<T>(rows, nv, a_packed + r0 * G, 1, rows, G, panel, sums);
-          for (int64_t r = 0; r < rows; ++r) {
-            for (int64_t v = 0; v < nv; ++v) {
-              const int64_t col = (c0 + v) * L, nc = std::min(L, P - col);
-              const T* s = sums + (r * nv + v) * L;
-              T* d = dh_p + (r0 + r) * P + col;
-              if (rm) {
-                const T* m = rm + (r0 + r) * P + col;
-                for (int64_t j = 0; j < nc; ++j) d[j] += s[j] * m[j];
-              } else {
-                for (int64_t j = 0; j < nc; ++j) d[j] += s[j];
-              }
-            }
-          }
-        }
-      }
+      // dh_{t-1} (own columns) += d_pre_t W_hh, times the recurrent mask.
+      add_product_columns(cb.d_pre, B, G, pan, own.first, own.last, P, rm, a_packed, dh_p);
     }
   }
   return {d_pre, none(), none(), none(), none(), dh, dc};

@@ -1,0 +1,144 @@
+// The GRU's time loops run by a team of threads that each own a slice of the hidden units for
+// the whole sequence, as lstm_team.cpp does for the LSTM cells (read it for the why): per step
+// each thread multiplies its units' packed recurrent weights with the whole state, then updates
+// its own units; one barrier per step. Backward: each thread turns its units' dh into their gate
+// gradients, a barrier, then it computes its own columns of dh_{t-1} = d_gh W_hh.
+#include "gru_cell.h"
+#include "panel_gemm.h"
+#include "team.h"
+
+namespace lstmkit {
+namespace {
+
+template <typename T>
+std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, const OptTensor& b_hh,
+                            const OptTensor& rmask, const OptTensor& keep_h_t, const OptTensor& out_mask_t, Act act,
+                            Act ract, bool store) {
+  constexpr int64_t L = Simd<T>::lanes;
+  constexpr int64_t kGates = 3;
+  const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = h0.size(-1);
+  const int64_t blocks = (H + L - 1) / L;
+  auto opts = xw.options();
+  Slots<T> h_states(store ? steps + 1 : 2, B, H, opts);
+  std::memcpy(h_states[0], h0.data_ptr<T>(), sizeof(T) * B * H);
+  Tensor y = at::empty({steps, B, H}, opts);
+  Slots<T> gh(1, B, G, opts), gh_n_all(store ? steps : 1, B, H, opts), h_in_all;
+  const T* rm = ptr_or_null<T>(rmask);
+  if (rm) h_in_all = Slots<T>(store ? steps : 2, B, H, opts);
+  Tensor panels = at::empty({blocks * H * kGates * L}, opts);
+  T* pan = panels.data_ptr<T>();
+  const T* w = w_hh.data_ptr<T>();
+  T* xw_p = xw.data_ptr<T>();
+  const GruForward<T> base{G, H, act, ract, ptr_or_null<T>(b_hh), rm, Mask<T>(keep_h_t), Mask<T>(out_mask_t)};
+
+#pragma omp parallel num_threads(team_size(blocks, B * G * H))
+  {
+    const Slice own(blocks, omp_get_thread_num(), omp_get_num_threads());
+    const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
+    pack_gate_panels(w, H, H, kGates, own.first, own.last, pan);
+    GruForward<T> cf = base;
+    cf.gh = gh[0];
+    if (rm) {
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t u = u0; u < u0 + units; ++u) h_in_all[0][b * H + u] = h_states[0][b * H + u] * rm[b * H + u];
+      }
+#pragma omp barrier
+    }
+    alignas(64) T sums[kPanelRows * kPanelVecs * L];
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2;
+      cf.t = t;
+      cf.a = xw_p + t * B * G;                    // becomes r, z, n in place
+      cf.gh_n = gh_n_all[store ? t : 0];
+      cf.h = h_states[slot];
+      cf.h_next = h_states[next];
+      cf.y = step_ptr<T>(y, t);
+      const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
+      cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
+      for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
+        const int64_t rows = std::min(kPanelRows, B - r0);
+        for (int64_t ub = own.first; ub < own.last; ++ub) {   // gh = W_hh h_in, own units' columns
+          const int64_t nb = std::min(L, H - ub * L);
+          panel_gemm<T>(rows, kGates, src + r0 * H, H, 1, H, pan + ub * H * kGates * L, sums);
+          for (int64_t r = 0; r < rows; ++r) {
+            T* ghr = gh[0] + (r0 + r) * G + ub * L;
+            for (int64_t g = 0; g < kGates; ++g) {
+              std::memcpy(ghr + g * H, sums + (r * kGates + g) * L, sizeof(T) * nb);
+            }
+          }
+        }
+        if (units > 0) {
+          for (int64_t r = 0; r < rows; ++r) cf.units(r0 + r, u0, units);
+        }
+      }
+#pragma omp barrier
+    }
+  }
+  Tensor h_T = at::empty(h0.sizes(), opts);
+  std::memcpy(h_T.data_ptr<T>(), h_states[store ? steps : steps % 2], sizeof(T) * B * H);
+  if (!store) return {y, h_T, Tensor(), Tensor(), Tensor(), Tensor()};
+  Tensor h_prev = h_states.tensor.narrow(0, 0, steps);
+  return {y, h_T, xw, gh_n_all.tensor, h_prev, rm ? h_in_all.tensor : h_prev};
+}
+
+template <typename T>
+std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Tensor& gates, const Tensor& gh_n,
+                             const Tensor& h_prev, const Tensor& w_hh, const OptTensor& rmask,
+                             const OptTensor& keep_h_t, const OptTensor& out_mask_t, Act act, Act ract) {
+  constexpr int64_t L = Simd<T>::lanes;
+  const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = dh_T.size(1);
+  const int64_t blocks = (H + L - 1) / L;
+  auto opts = gates.options();
+  Tensor d_gx = at::empty({steps, B, G}, opts), d_gh = at::empty({steps, B, G}, opts);
+  Tensor dh = dh_T.clone();
+  Tensor panels = at::empty({blocks * G * L}, opts);
+  const int team = team_size(blocks, B * G * H);
+  Tensor a_pack = at::empty({team, B, G}, opts);
+  T* pan = panels.data_ptr<T>();
+  const T* w = w_hh.data_ptr<T>();
+  const T* rm = ptr_or_null<T>(rmask);
+  GruBackward<T> base{B, G, H, act, ract, ptr_or_null<T>(dy_t), Mask<T>(keep_h_t), Mask<T>(out_mask_t)};
+  base.dh = dh.data_ptr<T>();
+
+#pragma omp parallel num_threads(team)
+  {
+    const Slice own(blocks, omp_get_thread_num(), omp_get_num_threads());
+    const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
+    pack_column_panels(w, G, H, own.first, own.last, pan);
+    T* a_packed = a_pack.data_ptr<T>() + omp_get_thread_num() * B * G;
+    GruBackward<T> cb = base;
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      cb.t = t;
+      cb.g = step_ptr<T>(gates, t);
+      cb.gh_n = step_ptr<T>(gh_n, t);
+      cb.h_prev = step_ptr<T>(h_prev, t);
+      cb.d_gx = step_ptr<T>(d_gx, t);
+      cb.d_gh = step_ptr<T>(d_gh, t);
+      if (units > 0) {
+        for (int64_t b = 0; b < B; ++b) cb.units(b, u0, units);
+      }
+#pragma omp barrier
+      add_product_columns(cb.d_gh, B, G, pan, own.first, own.last, H, rm, a_packed, cb.dh);   // dh += d_gh W_hh
+    }
+  }
+  return {d_gx, d_gh, dh};
+}
+
+}  // namespace
+
+std::vector<Tensor> gru_team_forward(Tensor xw, Tensor h0, Tensor w_hh, OptTensor b_hh, OptTensor rmask,
+                                     OptTensor keep_h, OptTensor out_mask, Act act, Act ract, bool store) {
+  return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_team_forward", [&] {
+    return forward<scalar_t>(xw, h0, w_hh, b_hh, rmask, keep_h, out_mask, act, ract, store);
+  });
+}
+
+std::vector<Tensor> gru_team_backward(OptTensor dy, Tensor dh_T, Tensor gates, Tensor gh_n, Tensor h_prev,
+                                      Tensor w_hh, OptTensor rmask, OptTensor keep_h, OptTensor out_mask, Act act,
+                                      Act ract) {
+  return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_team_backward", [&] {
+    return backward<scalar_t>(dy, dh_T, gates, gh_n, h_prev, w_hh, rmask, keep_h, out_mask, act, ract);
+  });
+}
+
+}  // namespace lstmkit
