@@ -22,6 +22,18 @@ template <typename T> struct GruForward {
   T *h_next, *y;                    // [B, H]
   T* h_in_next;                     // [B, H] h_next * recurrent mask (team loop), or null
 
+  // Row b past its sequence's end: state carried, output zero, zeros saved for backward.
+  void carry(int64_t b, int64_t u0, int64_t n) const {
+    for (int64_t g = 0; g < 3; ++g) std::memset(a + b * G + g * H + u0, 0, sizeof(T) * n);
+    const int64_t o = b * H + u0;
+    std::memset(gh_n + o, 0, sizeof(T) * n);
+    std::memcpy(h_next + o, h + o, sizeof(T) * n);
+    std::memset(y + o, 0, sizeof(T) * n);
+    if (h_in_next) {
+      for (int64_t j = 0; j < n; ++j) h_in_next[o + j] = h_next[o + j] * rm[o + j];
+    }
+  }
+
   void units(int64_t b, int64_t u0, int64_t n) const {
     T* r = a + b * G + u0;
     T* z = r + H;

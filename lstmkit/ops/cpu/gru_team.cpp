@@ -30,11 +30,15 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
   const T* w = w_hh.data_ptr<T>();
   T* xw_p = xw.data_ptr<T>();
   const GruForward<T> base{G, H, act, ract, ptr_or_null<T>(b_hh), rm, Mask<T>(keep_h_t), Mask<T>(out_mask_t)};
+  const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, H}});
+  const int team = team_size(blocks, B * G * H);
+  Tensor gathered = at::empty({team, B, H}, opts);   // each thread's copy of the active rows' input
 
-#pragma omp parallel num_threads(team_size(blocks, B * G * H))
+#pragma omp parallel num_threads(team)
   {
     const Slice own(blocks, omp_get_thread_num(), omp_get_num_threads());
     const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
+    T* gather = gathered.data_ptr<T>() + omp_get_thread_num() * B * H;
     pack_gate_panels(w, H, H, kGates, own.first, own.last, pan);
     GruForward<T> cf = base;
     cf.gh = gh[0];
@@ -55,20 +59,27 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
       cf.y = step_ptr<T>(y, t);
       const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
-      for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
-        const int64_t rows = std::min(kPanelRows, B - r0);
+      const int64_t n_rows = active.count[t];
+      const int64_t* rows_of = active.of(t);
+      if (n_rows < B) {                           // rows past their end: carried; the rest gathered
+        if (units > 0) for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) { cf.carry(b, u0, units); });
+        for (int64_t i = 0; i < n_rows; ++i) std::memcpy(gather + i * H, src + rows_of[i] * H, sizeof(T) * H);
+        src = gather;
+      }
+      for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
+        const int64_t rows = std::min(kPanelRows, n_rows - r0);
         for (int64_t ub = own.first; ub < own.last; ++ub) {   // gh = W_hh h_in, own units' columns
           const int64_t nb = std::min(L, H - ub * L);
           panel_gemm<T>(rows, kGates, src + r0 * H, H, 1, H, pan + ub * H * kGates * L, sums);
           for (int64_t r = 0; r < rows; ++r) {
-            T* ghr = gh[0] + (r0 + r) * G + ub * L;
+            T* ghr = gh[0] + rows_of[r0 + r] * G + ub * L;
             for (int64_t g = 0; g < kGates; ++g) {
               std::memcpy(ghr + g * H, sums + (r * kGates + g) * L, sizeof(T) * nb);
             }
           }
         }
         if (units > 0) {
-          for (int64_t r = 0; r < rows; ++r) cf.units(r0 + r, u0, units);
+          for (int64_t r = 0; r < rows; ++r) cf.units(rows_of[r0 + r], u0, units);
         }
       }
 #pragma omp barrier
@@ -98,6 +109,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   const T* w = w_hh.data_ptr<T>();
   const T* rm = ptr_or_null<T>(rmask);
   GruBackward<T> base{B, G, H, act, ract, ptr_or_null<T>(dy_t), Mask<T>(keep_h_t), Mask<T>(out_mask_t)};
+  const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, H}});
   base.dh = dh.data_ptr<T>();
 
 #pragma omp parallel num_threads(team)
@@ -114,11 +126,19 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       cb.h_prev = step_ptr<T>(h_prev, t);
       cb.d_gx = step_ptr<T>(d_gx, t);
       cb.d_gh = step_ptr<T>(d_gh, t);
+      const int64_t n_rows = active.count[t];
+      const int64_t* rows_of = active.of(t);
       if (units > 0) {
-        for (int64_t b = 0; b < B; ++b) cb.units(b, u0, units);
+        for (int64_t i = 0; i < n_rows; ++i) cb.units(rows_of[i], u0, units);
+        for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) {   // dh passes through unchanged
+          for (int64_t g = 0; g < 3; ++g) {
+            std::memset(cb.d_gx + b * G + g * H + u0, 0, sizeof(T) * units);
+            std::memset(cb.d_gh + b * G + g * H + u0, 0, sizeof(T) * units);
+          }
+        });
       }
 #pragma omp barrier
-      add_product_columns(cb.d_gh, B, G, pan, own.first, own.last, H, rm, a_packed, cb.dh);   // dh += d_gh W_hh
+      add_product_columns(cb.d_gh, rows_of, n_rows, G, pan, own.first, own.last, H, rm, a_packed, cb.dh);
     }
   }
   return {d_gx, d_gh, dh};

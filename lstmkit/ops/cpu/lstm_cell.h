@@ -39,6 +39,21 @@ template <typename T> struct CellForward {
   T* y;                  // [B, P]
   T *c_hat, *c_rstd;     // layernorm only
 
+  // Row b past its sequence's end: states carried, output zero, and zeros saved for backward
+  // (where this row's gradients come out zero).
+  void carry(int64_t b, int64_t u0, int64_t n) const {
+    for (int64_t g = 0; g < G / H; ++g) std::memset(a + b * G + g * H + u0, 0, sizeof(T) * n);
+    const int64_t r = b * H + u0;                 // P == H: the team loops have no projection
+    std::memcpy(c_new + r, c + r, sizeof(T) * n);
+    std::memset(phic + r, 0, sizeof(T) * n);
+    std::memcpy(c_next + r, c + r, sizeof(T) * n);
+    std::memcpy(h_next + r, h + r, sizeof(T) * n);
+    std::memset(y + r, 0, sizeof(T) * n);
+    if (h_in_next) {
+      for (int64_t j = 0; j < n; ++j) h_in_next[r + j] = h_next[r + j] * rm[r + j];
+    }
+  }
+
   void units(int64_t b, int64_t u0, int64_t n) const {
     const bool peep = cell == Cell::Peephole, cifg = cell == Cell::Cifg, ln = cell == Cell::LayerNorm;
     T* ar = a + b * G;

@@ -46,15 +46,20 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   T* xw_p = xw.data_ptr<T>();
   const CellForward<T> base{G, H, P, cell, act, ract, /*proj=*/false, ptr_or_null<T>(w_peep), nullptr, nullptr,
                             rm, Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
+  const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, P}, {&base.keep_c, H}});
+  const int team = team_size(blocks, B * G * P);
+  Tensor gathered = at::empty({team, B, P}, opts);   // each thread's copy of the active rows' input
 
-#pragma omp parallel num_threads(team_size(blocks, B * G * P))
+#pragma omp parallel num_threads(team)
   {
     const Slice own(blocks, omp_get_thread_num(), omp_get_num_threads());
+    const int64_t own_u0 = own.first * L, own_units = std::min(H, own.last * L) - own_u0;
+    T* gather = gathered.data_ptr<T>() + omp_get_thread_num() * B * P;
     pack_gate_panels(w, H, P, gates, own.first, own.last, pan);
     CellForward<T> cf = base;
     if (rm) {
       for (int64_t b = 0; b < B; ++b) {
-        for (int64_t u = own.first * L; u < std::min(H, own.last * L); ++u) {
+        for (int64_t u = own_u0; u < own_u0 + own_units; ++u) {
           h_in_all[0][b * P + u] = h_states[0][b * P + u] * rm[b * P + u];
         }
       }
@@ -74,24 +79,31 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
       cf.y = step_ptr<T>(y, t);
       const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
+      const int64_t n_rows = active.count[t];
+      const int64_t* rows_of = active.of(t);
+      if (n_rows < B) {                           // rows past their end: carried; the rest gathered
+        if (own_units > 0) for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) { cf.carry(b, own_u0, own_units); });
+        for (int64_t i = 0; i < n_rows; ++i) std::memcpy(gather + i * P, src + rows_of[i] * P, sizeof(T) * P);
+        src = gather;
+      }
       // Blocks in chunks whose panels fit the core's cache together; the cell update then runs
       // over the chunk's units at once (short loops cost more per unit than long ones).
       for (int64_t c0 = own.first; c0 < own.last; c0 += kChunkBlocks) {
         const int64_t c1 = std::min(c0 + kChunkBlocks, own.last), u0 = c0 * L, nu = std::min(H, c1 * L) - u0;
-        for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
-          const int64_t rows = std::min(kPanelRows, B - r0);
+        for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
+          const int64_t rows = std::min(kPanelRows, n_rows - r0);
           for (int64_t ub = c0; ub < c1; ++ub) {
             const int64_t nb = std::min(L, H - ub * L);
             panel_gemm<T>(rows, gates, src + r0 * P, P, 1, P, pan + ub * P * gates * L, sums);
             for (int64_t r = 0; r < rows; ++r) {
-              T* ar = cf.a + (r0 + r) * G + ub * L;
+              T* ar = cf.a + rows_of[r0 + r] * G + ub * L;
               for (int64_t g = 0; g < gates; ++g) {
                 const T* s = sums + (r * gates + g) * L;
                 for (int64_t j = 0; j < nb; ++j) ar[g * H + j] += s[j];
               }
             }
           }
-          for (int64_t r = 0; r < rows; ++r) cf.units(r0 + r, u0, nu);
+          for (int64_t r = 0; r < rows; ++r) cf.units(rows_of[r0 + r], u0, nu);
         }
       }
 #pragma omp barrier
@@ -126,12 +138,14 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   Tensor panels = at::empty({blocks * G * L}, opts);
   const int team = team_size(blocks, B * G * P);
   Tensor a_pack = at::empty({team, B, G}, opts);
+  const Mask<T> keep_h(keep_h_t), keep_c(keep_c_t), out_mask(out_mask_t);
+  const ActiveRows active = active_rows<T>(steps, B, out_mask, {{&keep_h, P}, {&keep_c, H}});
   T* pan = panels.data_ptr<T>();
   const T* w = w_hh.data_ptr<T>();
   const T* rm = ptr_or_null<T>(rmask);
   T* dh_p = dh.data_ptr<T>();
   CellBackward<T> base{B, G, H, P, cell, act, ract, ptr_or_null<T>(w_peep), nullptr, ptr_or_null<T>(dy_t),
-                       Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
+                       keep_h, keep_c, out_mask};
   base.dm = dm.data_ptr<T>();
   base.dc = dc.data_ptr<T>();
   base.dcn = dcn.data_ptr<T>();
@@ -150,15 +164,20 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       cb.phic = step_ptr<T>(phic, t);
       cb.c_prev = step_ptr<T>(c_prev, t);
       cb.d_pre = step_ptr<T>(d_pre, t);
+      const int64_t n_rows = active.count[t];
+      const int64_t* rows_of = active.of(t);
       if (units > 0) {
-        for (int64_t b = 0; b < B; ++b) {
-          cb.split_dh(dh_p, cb.dm, b, u0, units);
-          cb.units(b, u0, units);
+        for (int64_t i = 0; i < n_rows; ++i) {
+          cb.split_dh(dh_p, cb.dm, rows_of[i], u0, units);
+          cb.units(rows_of[i], u0, units);
         }
+        for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) {   // dh, dc pass through unchanged
+          for (int64_t g = 0; g < G / H; ++g) std::memset(cb.d_pre + b * G + g * H + u0, 0, sizeof(T) * units);
+        });
       }
 #pragma omp barrier
       // dh_{t-1} (own columns) += d_pre_t W_hh, times the recurrent mask.
-      add_product_columns(cb.d_pre, B, G, pan, own.first, own.last, P, rm, a_packed, dh_p);
+      add_product_columns(cb.d_pre, rows_of, n_rows, G, pan, own.first, own.last, P, rm, a_packed, dh_p);
     }
   }
   return {d_pre, none(), none(), none(), none(), dh, dc};

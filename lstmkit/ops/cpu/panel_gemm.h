@@ -126,36 +126,37 @@ void pack_column_panels(const T* w, int64_t K, int64_t N, int64_t first, int64_t
 }
 
 // out[b][c] += (A @ W)[b][c] * mask[b][c] (mask optional) for the columns c of the blocks
-// [first, last) of W [K, N], packed by pack_column_panels; A [B, K] row-major. A is first copied
-// k-major per block of rows into `a_packed` ([B, K], the caller's): in the team loops half of A
+// [first, last) of W [K, N], packed by pack_column_panels, and the n rows b listed in `rows_of`;
+// A [.., K] and out [.., N] row-major. A's rows are first copied
+// k-major per block of rows into `a_packed` ([n, K], the caller's): in the team loops half of A
 // was just written by the other threads, and one sequential pass fetches it faster than the
 // product's strided reads would.
 template <typename T>
-void add_product_columns(const T* a, int64_t B, int64_t K, const T* panels, int64_t first, int64_t last, int64_t N,
-                         const T* mask, T* a_packed, T* out) {
+void add_product_columns(const T* a, const int64_t* rows_of, int64_t n, int64_t K, const T* panels, int64_t first,
+                         int64_t last, int64_t N, const T* mask, T* a_packed, T* out) {
   constexpr int64_t L = Simd<T>::lanes;
   alignas(64) T sums[kPanelRows * kPanelVecs * L];
-  for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
-    const int64_t rows = std::min(kPanelRows, B - r0);
+  for (int64_t r0 = 0; r0 < n; r0 += kPanelRows) {
+    const int64_t rows = std::min(kPanelRows, n - r0);
     T* dst = a_packed + r0 * K;
-    const T* src = a + r0 * K;
-    for (int64_t q = 0; q < K; ++q) {
-      for (int64_t r = 0; r < rows; ++r) dst[q * rows + r] = src[r * K + q];
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* src = a + rows_of[r0 + r] * K;
+      for (int64_t q = 0; q < K; ++q) dst[q * rows + r] = src[q];
     }
   }
   for (int64_t c0 = first; c0 < last; c0 += kPanelVecs) {
     const int64_t nv = std::min(kPanelVecs, last - c0);
     const T* panel = panels + c0 * K * L;
-    for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
-      const int64_t rows = std::min(kPanelRows, B - r0);
+    for (int64_t r0 = 0; r0 < n; r0 += kPanelRows) {
+      const int64_t rows = std::min(kPanelRows, n - r0);
       panel_gemm<T>(rows, nv, a_packed + r0 * K, 1, rows, K, panel, sums);
       for (int64_t r = 0; r < rows; ++r) {
         for (int64_t v = 0; v < nv; ++v) {
           const int64_t col = (c0 + v) * L, nc = std::min(L, N - col);
           const T* s = sums + (r * nv + v) * L;
-          T* d = out + (r0 + r) * N + col;
+          T* d = out + rows_of[r0 + r] * N + col;
           if (mask) {
-            const T* m = mask + (r0 + r) * N + col;
+            const T* m = mask + rows_of[r0 + r] * N + col;
             for (int64_t j = 0; j < nc; ++j) d[j] += s[j] * m[j];
           } else {
             for (int64_t j = 0; j < nc; ++j) d[j] += s[j];

@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
+
+#include "common.h"
 
 namespace lstmkit {
 
@@ -24,5 +27,54 @@ struct Slice {
   int64_t first, last;
   Slice(int64_t blocks, int tid, int team) : first(blocks * tid / team), last(blocks * (tid + 1) / team) {}
 };
+
+// Per step, the batch rows still inside their sequence. A row past its end (output masked to
+// zero, every state carried unchanged: what lengths make of it) has nothing to compute, so the
+// team loops leave it out of the step's GEMM: a padded batch costs what its real steps cost.
+struct ActiveRows {
+  int64_t batch = 0;
+  std::vector<int64_t> rows;      // [T][B]: step t's active rows first, in order
+  std::vector<int64_t> count;     // [T]
+  const int64_t* of(int64_t t) const { return rows.data() + t * batch; }
+};
+
+// keeps: the state masks ([T, B, N] by strides, each with its width N) that must be 1 in a
+// frozen row.
+template <typename T>
+ActiveRows active_rows(int64_t steps, int64_t B, const Mask<T>& out_mask,
+                       std::initializer_list<std::pair<const Mask<T>*, int64_t>> keeps) {
+  ActiveRows a;
+  a.batch = B;
+  a.rows.resize(steps * B);
+  a.count.assign(steps, 0);
+  for (int64_t t = 0; t < steps; ++t) {
+    int64_t* list = a.rows.data() + t * B;
+    for (int64_t b = 0; b < B; ++b) {
+      bool frozen = out_mask.present() && out_mask.at(t, b, 0) == T(0);
+      for (const auto& [keep, width] : keeps) {
+        if (!frozen) break;
+        if (!keep->present()) {
+          frozen = false;
+          break;
+        }
+        for (int64_t j = 0; j < width && frozen; ++j) frozen = keep->at(t, b, j) == T(1);
+      }
+      if (!frozen) list[a.count[t]++] = b;
+    }
+  }
+  return a;
+}
+
+// Calls f(b) for the rows of 0..B-1 missing from the sorted list `active` of n rows.
+template <typename F> void for_inactive_rows(int64_t B, const int64_t* active, int64_t n, const F& f) {
+  int64_t i = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    if (i < n && active[i] == b) {
+      ++i;
+    } else {
+      f(b);
+    }
+  }
+}
 
 }  // namespace lstmkit
