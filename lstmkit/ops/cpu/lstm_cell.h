@@ -55,7 +55,15 @@ template <typename T> struct CellForward {
   }
 
   void units(int64_t b, int64_t u0, int64_t n) const {
-    const bool peep = cell == Cell::Peephole, cifg = cell == Cell::Cifg, ln = cell == Cell::LayerNorm;
+    update_cell(b, u0, n);
+    if (cell == Cell::LayerNorm) c_rstd[b] = normalise_row(c_new + b * H, c_hat + b * H, H);   // u0 == 0, n == H
+    emit(b, u0, n);
+  }
+
+  // The gates and c_new of the units; the output gate too. (A team loop normalises c_new here,
+  // across threads, for the layernorm cell.)
+  void update_cell(int64_t b, int64_t u0, int64_t n) const {
+    const bool peep = cell == Cell::Peephole, cifg = cell == Cell::Cifg;
     T* ar = a + b * G;
     T* ai = cifg ? nullptr : ar + u0;
     T* af = (cifg ? ar : ar + H) + u0;
@@ -85,11 +93,18 @@ template <typename T> struct CellForward {
       for (int64_t j = 0; j < n; ++j) ao[j] += peeps[2 * H + u0 + j] * cn[j];
     }
     activate(ract, ao, n);
+  }
+
+  // From c_new (and for the layernorm cell its normalised c_hat) to phic, the new states and y.
+  void emit(int64_t b, int64_t u0, int64_t n) const {
+    const T* ao = a + b * G + (cell == Cell::Cifg ? 2 : 3) * H + u0;
+    const T* cp = c + b * H + u0;
+    const T* cn = c_new + b * H + u0;
     T* pr = phic + b * H + u0;
-    if (ln) {                                     // the whole row: u0 == 0, n == H
-      T* ch = c_hat + b * H;
-      c_rstd[b] = normalise_row(cn, ch, H);
-      for (int64_t j = 0; j < H; ++j) pr[j] = ch[j] * gain_c[j] + bias_c[j];
+    if (cell == Cell::LayerNorm) {
+      const T* ch = c_hat + b * H + u0;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) pr[j] = ch[j] * gain_c[u0 + j] + bias_c[u0 + j];
     } else {
       std::memcpy(pr, cn, sizeof(T) * n);
     }
@@ -182,25 +197,28 @@ template <typename T> struct CellBackward {
   }
 
   void units(int64_t b, int64_t u0, int64_t n) const {
-    const bool peep = cell == Cell::Peephole, cifg = cell == Cell::Cifg, ln = cell == Cell::LayerNorm;
-    const T* gr = g + b * G;
-    const T* gi = cifg ? nullptr : gr + u0;
-    const T* gf = (cifg ? gr : gr + H) + u0;
-    const T* gg = gf + H;
-    const T* go = gg + H;
-    T* dr = d_pre + b * G;
-    T* dai = cifg ? nullptr : dr + u0;
-    T* daf = (cifg ? dr : dr + H) + u0;
-    T* dag = daf + H;
-    T* dao = dag + H;
+    through_output(b, u0, n);
+    if (cell == Cell::LayerNorm) {                // the whole row: u0 == 0, n == H
+      T* tmp = dm + b * H;                        // dm of this row is no longer needed
+      normalise_row_backward(dphi + b * H, gain_c, c_hat + b * H, c_rstd[b], tmp, H);
+      for (int64_t j = 0; j < H; ++j) dcn[b * H + j] += tmp[j];
+    }
+    through_cell(b, u0, n);
+  }
+
+  // dc_t split by zoneout / lengths into dcn (through c_new) and the carried part; the output
+  // gate's gradient; dphi and, outside the layer norm, its share of dcn. (A team loop adds the
+  // layernorm cell's share of dcn here, across threads.)
+  void through_output(int64_t b, int64_t u0, int64_t n) const {
+    const int64_t o_gate = (cell == Cell::Cifg ? 2 : 3) * H;
+    const T* go = g + b * G + o_gate + u0;
+    T* dao = d_pre + b * G + o_gate + u0;
     const int64_t r = b * H + u0;
     const T* pr = phic + r;
-    const T* cp = c_prev + r;
     const T* dmr = dm + r;
     T* dcr = dc + r;
     T* dcnr = dcn + r;
     T* dph = dphi + r;
-
     if (keep_c.present()) {
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) {
@@ -218,19 +236,32 @@ template <typename T> struct CellBackward {
       dph[j] = dmr[j] * go[j];
     }
     times_grad(act, dph, pr, n);                  // h_core = o * phi(c or LN(c))
-    if (ln) {                                     // the whole row: u0 == 0, n == H
-      T* tmp = dm + b * H;                        // dm of this row is no longer needed
-      normalise_row_backward(dph, gain_c, c_hat + b * H, c_rstd[b], tmp, H);
-      for (int64_t j = 0; j < H; ++j) dcnr[j] += tmp[j];
-    } else {
+    if (cell != Cell::LayerNorm) {
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) dcnr[j] += dph[j];
     }
     times_grad(ract, dao, go, n);
-    if (peep) {
+    if (cell == Cell::Peephole) {
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) dcnr[j] += dao[j] * peeps[2 * H + u0 + j];
     }
+  }
+
+  // From dcn to the input, forget and cell gates' gradients and dc_{t-1}.
+  void through_cell(int64_t b, int64_t u0, int64_t n) const {
+    const bool cifg = cell == Cell::Cifg;
+    const T* gr = g + b * G;
+    const T* gi = cifg ? nullptr : gr + u0;
+    const T* gf = (cifg ? gr : gr + H) + u0;
+    const T* gg = gf + H;
+    T* dr = d_pre + b * G;
+    T* dai = cifg ? nullptr : dr + u0;
+    T* daf = (cifg ? dr : dr + H) + u0;
+    T* dag = daf + H;
+    const int64_t r = b * H + u0;
+    const T* cp = c_prev + r;
+    T* dcr = dc + r;
+    const T* dcnr = dcn + r;
     if (cifg) {                                   // c_new = f * c_prev + (1 - f) * g
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) {
@@ -250,7 +281,7 @@ template <typename T> struct CellBackward {
     times_grad(act, dag, gg, n);
     times_grad(ract, daf, gf, n);
     if (!cifg) times_grad(ract, dai, gi, n);
-    if (peep) {
+    if (cell == Cell::Peephole) {
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) dcr[j] += dai[j] * peeps[u0 + j] + daf[j] * peeps[H + u0 + j];
     }
