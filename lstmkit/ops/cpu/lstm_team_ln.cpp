@@ -1,0 +1,358 @@
+// The layernorm cell's loops run by a team of threads that each own a slice of the hidden units
+// for the whole sequence (see lstm_team.cpp). Its three layer norms run over whole rows: over
+// the 4H recurrent pre-activations, over the 4H input ones and over the H cells. Each thread
+// reduces its own columns, and after a barrier every thread combines the team's partial results
+// for the rows it needs. Three barriers per step: the recurrent product's statistics, the
+// cell's, and the new state.
+//
+// The input's layer norm needs no state: all steps are normalised before the loop (forward) and
+// its gradient is taken after it (backward).
+#include <cmath>
+
+#include "lstm_cell.h"
+#include "panel_gemm.h"
+#include "team.h"
+
+namespace lstmkit {
+namespace {
+
+Tensor none() { return Tensor(); }
+
+// Mean and sum of squared deviations of n values; merged across threads with Chan et al.'s
+// formula, which stays accurate where a sum of squares would cancel.
+struct Moments {
+  double n = 0, mean = 0, m2 = 0;
+  template <typename T> static Moments of(const T* v, int64_t count, int64_t stride, int64_t groups) {
+    Moments m;
+    double sum = 0;
+    for (int64_t g = 0; g < groups; ++g) {
+      const T* vg = v + g * stride;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < count; ++j) sum += vg[j];
+    }
+    m.n = double(count * groups);
+    if (m.n == 0) return m;
+    const double mean = sum / m.n;
+    double m2 = 0;
+    for (int64_t g = 0; g < groups; ++g) {
+      const T* vg = v + g * stride;
+#pragma omp simd reduction(+ : m2)
+      for (int64_t j = 0; j < count; ++j) m2 += (vg[j] - mean) * (vg[j] - mean);
+    }
+    m.mean = mean;
+    m.m2 = m2;
+    return m;
+  }
+  void merge(const Moments& o) {
+    if (o.n == 0) return;
+    const double total = n + o.n, delta = o.mean - mean;
+    mean += delta * o.n / total;
+    m2 += o.m2 + delta * delta * n * o.n / total;
+    n = total;
+  }
+  double rstd() const { return 1.0 / std::sqrt(m2 / n + kLayerNormEps); }
+};
+
+template <typename T>
+std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const OptTensor& b_ih,
+                            const OptTensor& b_hh, const Tensor& gain_ih_t, const Tensor& gain_hh_t,
+                            const Tensor& gain_c_t, const Tensor& bias_c_t, const OptTensor& rmask,
+                            const OptTensor& keep_h_t, const OptTensor& keep_c_t, const OptTensor& out_mask_t, Act act,
+                            Act ract, bool store) {
+  constexpr int64_t L = Simd<T>::lanes;
+  constexpr int64_t kGates = 4;
+  const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = c0.size(-1), P = H;
+  const int64_t blocks = (H + L - 1) / L;
+  auto opts = xw.options();
+  const int64_t n = store ? steps : 1;
+
+  Slots<T> h_states(store ? steps + 1 : 2, B, P, opts), c_states(store ? steps + 1 : 2, B, H, opts);
+  std::memcpy(h_states[0], h0.data_ptr<T>(), sizeof(T) * B * P);
+  std::memcpy(c_states[0], c0.data_ptr<T>(), sizeof(T) * B * H);
+  Tensor y = at::empty({steps, B, P}, opts);
+  Slots<T> phic_all(n, B, H, opts), c_new_all(1, B, H, opts), h_in_all, hw(1, B, G, opts);
+  // Saved for backward; without it the input is normalised in place and one slot is reused.
+  Slots<T> x_hat_all = store ? Slots<T>(steps, B, G, opts) : Slots<T>();
+  Slots<T> h_hat_all(n, B, G, opts), c_hat_all(n, B, H, opts);
+  Slots<T> x_rstd_all(steps, B, 1, opts), h_rstd_all(steps, B, 1, opts), c_rstd_all(steps, B, 1, opts);
+  const T* rm = ptr_or_null<T>(rmask);
+  if (rm) h_in_all = Slots<T>(store ? steps : 2, B, P, opts);
+  Tensor panels = at::empty({blocks * P * kGates * L}, opts);
+  T* pan = panels.data_ptr<T>();
+  const T* w = w_hh.data_ptr<T>();
+  T* xw_p = xw.data_ptr<T>();
+  T* x_hat = store ? x_hat_all[0] : xw_p;
+  const T *bi = ptr_or_null<T>(b_ih), *bh = ptr_or_null<T>(b_hh);
+  const T *g_ih = gain_ih_t.data_ptr<T>(), *g_hh = gain_hh_t.data_ptr<T>();
+  const int team = team_size(blocks, B * G * P);
+  // [thread][row] partial moments of the recurrent norm's and the cells' norm's rows: two
+  // buffers, since a thread may start filling the second while the others still read the first.
+  std::vector<Moments> partial_h(size_t(team) * B), partial_c(size_t(team) * B);
+  CellForward<T> base{G, H, P, Cell::LayerNorm, act, ract, /*proj=*/false, nullptr, gain_c_t.data_ptr<T>(),
+                      bias_c_t.data_ptr<T>(), rm, Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
+  base.c_new = c_new_all[0];
+
+#pragma omp parallel num_threads(team)
+  {
+    const int tid = omp_get_thread_num(), size = omp_get_num_threads();
+    const Slice own(blocks, tid, size);
+    const int64_t u0 = own.first * L, units = std::max<int64_t>(0, std::min(H, own.last * L) - u0);
+    pack_gate_panels(w, H, P, kGates, own.first, own.last, pan);
+    for (int64_t row = steps * B * tid / size; row < steps * B * (tid + 1) / size; ++row) {
+      x_rstd_all[0][row] = normalise_row(xw_p + row * G, x_hat + row * G, G);
+    }
+    if (rm) {
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t u = u0; u < u0 + units; ++u) h_in_all[0][b * P + u] = h_states[0][b * P + u] * rm[b * P + u];
+      }
+    }
+#pragma omp barrier
+    CellForward<T> cf = base;
+    auto combined = [&](const std::vector<Moments>& partial, int64_t b) {
+      Moments m = partial[b];
+      for (int k = 1; k < size; ++k) m.merge(partial[k * B + b]);
+      return m;
+    };
+    alignas(64) T sums[kPanelRows * kPanelVecs * L];
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2, at_t = store ? t : 0;
+      cf.t = t;
+      cf.a = xw_p + t * B * G;
+      cf.h = h_states[slot];
+      cf.c = c_states[slot];
+      cf.h_next = h_states[next];
+      cf.c_next = c_states[next];
+      cf.phic = phic_all[at_t];
+      cf.c_hat = c_hat_all[at_t];
+      cf.y = step_ptr<T>(y, t);
+      T* h_hat = h_hat_all[at_t];
+      const T* x_hat_t = x_hat + t * B * G;
+      const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
+      cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
+
+      // 1. W_hh h_in for own units' four gate columns, and their moments per row.
+      for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
+        const int64_t rows = std::min(kPanelRows, B - r0);
+        for (int64_t ub = own.first; ub < own.last; ++ub) {
+          const int64_t nb = std::min(L, H - ub * L);
+          panel_gemm<T>(rows, kGates, src + r0 * P, P, 1, P, pan + ub * P * kGates * L, sums);
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t g = 0; g < kGates; ++g) {
+              std::memcpy(hw[0] + (r0 + r) * G + g * H + ub * L, sums + (r * kGates + g) * L, sizeof(T) * nb);
+            }
+          }
+        }
+      }
+      for (int64_t b = 0; b < B; ++b) partial_h[tid * B + b] = Moments::of(hw[0] + b * G + u0, units, H, kGates);
+#pragma omp barrier
+      // 2. Normalise, add the input's part, run the cell; the new cells' moments per row.
+      for (int64_t b = 0; b < B; ++b) {
+        const Moments m = combined(partial_h, b);
+        const double mean = m.mean, rstd = m.rstd();
+        if (tid == 0) h_rstd_all[t][b] = T(rstd);
+        for (int64_t g = 0; g < kGates; ++g) {
+          const int64_t o = b * G + g * H + u0, col = g * H + u0;
+          T* ar = cf.a + o;
+          T* hh = h_hat + o;
+          const T* hv = hw[0] + o;
+          const T* xh = x_hat_t + o;
+          const T* gi = g_ih + col;
+          const T* gh = g_hh + col;
+#pragma omp simd
+          for (int64_t j = 0; j < units; ++j) {
+            hh[j] = T((hv[j] - mean) * rstd);
+            ar[j] = xh[j] * gi[j] + hh[j] * gh[j] + (bi ? bi[col + j] : T(0)) +
+                    (bh ? bh[col + j] : T(0));
+          }
+        }
+        cf.update_cell(b, u0, units);
+      }
+      for (int64_t b = 0; b < B; ++b) partial_c[tid * B + b] = Moments::of(cf.c_new + b * H + u0, units, 0, 1);
+#pragma omp barrier
+      // 3. Normalise the cells, then the outputs and new states.
+      for (int64_t b = 0; b < B; ++b) {
+        const Moments m = combined(partial_c, b);
+        const double mean = m.mean, rstd = m.rstd();
+        if (tid == 0) c_rstd_all[t][b] = T(rstd);
+        const T* cn = cf.c_new + b * H + u0;
+        T* ch = cf.c_hat + b * H + u0;
+#pragma omp simd
+        for (int64_t j = 0; j < units; ++j) ch[j] = T((cn[j] - mean) * rstd);
+        cf.emit(b, u0, units);
+      }
+#pragma omp barrier
+    }
+  }
+
+  const int64_t last = store ? steps : steps % 2;
+  Tensor h_T = at::empty(h0.sizes(), opts), c_T = at::empty(c0.sizes(), opts);
+  std::memcpy(h_T.data_ptr<T>(), h_states[last], sizeof(T) * B * P);
+  std::memcpy(c_T.data_ptr<T>(), c_states[last], sizeof(T) * B * H);
+  if (!store) {
+    return {y, h_T, c_T, none(), none(), none(), none(), none(), none(), none(), none(), none(), none(), none(),
+            none()};
+  }
+  Tensor h_in_saved = rm ? h_in_all.tensor : h_states.tensor.narrow(0, 0, steps);
+  return {y, h_T, c_T, xw, c_states.tensor.narrow(0, 0, steps), none(), phic_all.tensor, h_in_saved, none(),
+          x_hat_all.tensor, x_rstd_all.tensor, h_hat_all.tensor, h_rstd_all.tensor, c_hat_all.tensor,
+          c_rstd_all.tensor};
+}
+
+// sum_j d_j gain_j and sum_j d_j gain_j hat_j over `count` values in `groups` groups `stride`
+// apart: the two sums a layer norm's backward needs, for one thread's columns.
+template <typename T> std::pair<double, double> gain_sums(const T* d, const T* gain, const T* hat, int64_t count,
+                                                          int64_t stride, int64_t groups) {
+  double s = 0, sh = 0;
+  for (int64_t g = 0; g < groups; ++g) {
+    const T *dg = d + g * stride, *gg = gain + g * stride, *hg = hat + g * stride;
+#pragma omp simd reduction(+ : s, sh)
+    for (int64_t j = 0; j < count; ++j) {
+      const double v = double(dg[j]) * gg[j];
+      s += v;
+      sh += v * hg[j];
+    }
+  }
+  return {s, sh};
+}
+
+template <typename T>
+std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Tensor& dc_T, const Tensor& gates,
+                             const Tensor& c_prev, const Tensor& phic, const Tensor& x_hat, const Tensor& x_rstd,
+                             const Tensor& h_hat, const Tensor& h_rstd, const Tensor& c_hat, const Tensor& c_rstd,
+                             const Tensor& w_hh, const Tensor& gain_ih_t, const Tensor& gain_hh_t,
+                             const Tensor& gain_c_t, const OptTensor& rmask, const OptTensor& keep_h_t,
+                             const OptTensor& keep_c_t, const OptTensor& out_mask_t, Act act, Act ract) {
+  constexpr int64_t L = Simd<T>::lanes;
+  constexpr int64_t kGates = 4;
+  const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = phic.size(2), P = H;
+  const int64_t blocks = (H + L - 1) / L;
+  auto opts = gates.options();
+  Tensor d_pre = at::empty({steps, B, G}, opts), d_hw = at::empty({steps, B, G}, opts);
+  Tensor d_xw = at::empty({steps, B, G}, opts), d_c_norm = at::empty({steps, B, H}, opts);
+  Tensor dh = dh_T.clone(), dc = dc_T.clone();
+  Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts);
+  Tensor panels = at::empty({blocks * G * L}, opts);
+  const int team = team_size(blocks, B * G * P);
+  Tensor a_pack = at::empty({team, B, G}, opts);
+  using Sums = std::pair<double, double>;            // [thread][row], one buffer per norm (see forward)
+  std::vector<Sums> partial_c(size_t(team) * B), partial_h(size_t(team) * B);
+  std::vector<int64_t> all_rows(B);
+  for (int64_t b = 0; b < B; ++b) all_rows[b] = b;
+  T* pan = panels.data_ptr<T>();
+  const T* w = w_hh.data_ptr<T>();
+  const T* rm = ptr_or_null<T>(rmask);
+  const T *g_ih = gain_ih_t.data_ptr<T>(), *g_hh = gain_hh_t.data_ptr<T>(), *g_c = gain_c_t.data_ptr<T>();
+  T* dh_p = dh.data_ptr<T>();
+  CellBackward<T> base{B, G, H, P, Cell::LayerNorm, act, ract, nullptr, g_c, ptr_or_null<T>(dy_t),
+                       Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
+  base.dm = dm.data_ptr<T>();
+  base.dc = dc.data_ptr<T>();
+  base.dcn = dcn.data_ptr<T>();
+
+#pragma omp parallel num_threads(team)
+  {
+    const int tid = omp_get_thread_num(), size = omp_get_num_threads();
+    const Slice own(blocks, tid, size);
+    const int64_t u0 = own.first * L, units = std::max<int64_t>(0, std::min(H, own.last * L) - u0);
+    pack_column_panels(w, G, P, own.first, own.last, pan);
+    T* a_packed = a_pack.data_ptr<T>() + tid * B * G;
+    auto combined = [&](const std::vector<Sums>& partial, int64_t b) {
+      double s = 0, sh = 0;
+      for (int k = 0; k < size; ++k) {
+        s += partial[k * B + b].first;
+        sh += partial[k * B + b].second;
+      }
+      return std::make_pair(s, sh);
+    };
+    CellBackward<T> cb = base;
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      cb.t = t;
+      cb.g = step_ptr<T>(gates, t);
+      cb.phic = step_ptr<T>(phic, t);
+      cb.c_prev = step_ptr<T>(c_prev, t);
+      cb.d_pre = step_ptr<T>(d_pre, t);
+      cb.dphi = step_ptr<T>(d_c_norm, t);
+      const T* ch = step_ptr<T>(c_hat, t);
+      const T* hh = step_ptr<T>(h_hat, t);
+      const T* c_rs = step_ptr<T>(c_rstd, t);
+      const T* h_rs = step_ptr<T>(h_rstd, t);
+      T* dhw = step_ptr<T>(d_hw, t);
+      // 1. Up to the gradient at the cells' norm; its sums over own units.
+      for (int64_t b = 0; b < B; ++b) {
+        cb.split_dh(dh_p, cb.dm, b, u0, units);
+        cb.through_output(b, u0, units);
+        partial_c[tid * B + b] = gain_sums(cb.dphi + b * H + u0, g_c + u0, ch + b * H + u0, units, 0, 1);
+      }
+#pragma omp barrier
+      // 2. Through the cells' norm and the cell; the sums for the recurrent norm's gradient.
+      for (int64_t b = 0; b < B; ++b) {
+        const auto [s, sh] = combined(partial_c, b);
+        const double mean_d = s / H, mean_dh = sh / H, r = c_rs[b];
+        const T* dph = cb.dphi + b * H + u0;
+        const T* chr = ch + b * H + u0;
+        T* dcnr = cb.dcn + b * H + u0;
+#pragma omp simd
+        for (int64_t j = 0; j < units; ++j) {
+          dcnr[j] += T(r * (double(dph[j]) * g_c[u0 + j] - mean_d - chr[j] * mean_dh));
+        }
+        cb.through_cell(b, u0, units);
+        partial_h[tid * B + b] = gain_sums(cb.d_pre + b * G + u0, g_hh + u0, hh + b * G + u0, units, H, kGates);
+      }
+#pragma omp barrier
+      // 3. The gradient before the recurrent norm, own columns.
+      for (int64_t b = 0; b < B; ++b) {
+        const auto [s, sh] = combined(partial_h, b);
+        const double mean_d = s / G, mean_dh = sh / G, r = h_rs[b];
+        for (int64_t g = 0; g < kGates; ++g) {
+          const int64_t o = b * G + g * H + u0;
+          const T *dp = cb.d_pre + o, *hr = hh + o, *gh = g_hh + g * H + u0;
+          T* out = dhw + o;
+#pragma omp simd
+          for (int64_t j = 0; j < units; ++j) out[j] = T(r * (double(dp[j]) * gh[j] - mean_d - hr[j] * mean_dh));
+        }
+      }
+#pragma omp barrier
+      add_product_columns(dhw, all_rows.data(), B, G, pan, own.first, own.last, P, rm, a_packed, dh_p);
+    }
+#pragma omp barrier
+    // The input's norm, every step at once: rows split among the threads.
+    const T* dp = d_pre.data_ptr<T>();
+    const T* xh = x_hat.data_ptr<T>();
+    const T* xr = x_rstd.data_ptr<T>();
+    T* dx = d_xw.data_ptr<T>();
+    for (int64_t row = steps * B * tid / size; row < steps * B * (tid + 1) / size; ++row) {
+      normalise_row_backward(dp + row * G, g_ih, xh + row * G, xr[row], dx + row * G, G);
+    }
+  }
+  return {d_pre, d_xw, d_hw, none(), d_c_norm, dh, dc};
+}
+
+}  // namespace
+
+std::vector<Tensor> lstm_team_ln_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor b_ih, OptTensor b_hh,
+                                         OptTensor gain_ih, OptTensor gain_hh, OptTensor gain_c, OptTensor bias_c,
+                                         OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
+                                         Act act, Act ract, bool store) {
+  TORCH_CHECK(gain_ih && gain_hh && gain_c && bias_c, "the layernorm cell needs its four layer-norm weights");
+  return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_team_ln_forward", [&] {
+    return forward<scalar_t>(xw, h0, c0, w_hh, b_ih, b_hh, *gain_ih, *gain_hh, *gain_c, *bias_c, rmask, keep_h,
+                             keep_c, out_mask, act, ract, store);
+  });
+}
+
+std::vector<Tensor> lstm_team_ln_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
+                                          Tensor phic, OptTensor x_hat, OptTensor x_rstd, OptTensor h_hat,
+                                          OptTensor h_rstd, OptTensor c_hat, OptTensor c_rstd, Tensor w_hh,
+                                          OptTensor gain_ih, OptTensor gain_hh, OptTensor gain_c, OptTensor rmask,
+                                          OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Act act,
+                                          Act ract) {
+  TORCH_CHECK(x_hat && x_rstd && h_hat && h_rstd && c_hat && c_rstd && gain_ih && gain_hh && gain_c,
+              "the layernorm cell's backward needs its saved norms and gains");
+  return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_team_ln_backward", [&] {
+    return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, phic, *x_hat, *x_rstd, *h_hat, *h_rstd, *c_hat,
+                              *c_rstd, w_hh, *gain_ih, *gain_hh, *gain_c, rmask, keep_h, keep_c, out_mask, act,
+                              ract);
+  });
+}
+
+}  // namespace lstmkit
