@@ -5,6 +5,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from . import cpu
+
 
 _ONEDNN_MIN_WORK = 1 << 22
 
@@ -34,9 +36,15 @@ def input_projection(x: Tensor, w_ih: Tensor, *biases: Optional[Tensor], dtype: 
     return linear(x2, w_ih, bias).reshape(T, B, -1)
 
 
-def sum_rows(v: Tensor) -> Tensor:
-    """Sum over every step and batch row: v [T, B, N] -> [N] (a bias gradient)."""
-    return v.reshape(-1, v.shape[-1]).sum(0)
+def sum_rows(v: Tensor, w: Optional[Tensor] = None) -> Tensor:
+    """Sum over every step and batch row of v, or of v * w: [T, B, N] -> [N] (a bias, peephole or
+    gain gradient). With the fused kernels, in one pass without the product as a temporary."""
+    v2 = v.reshape(-1, v.shape[-1])
+    w2 = None if w is None else w.reshape(-1, w.shape[-1])
+    ext = cpu.load() if v.device.type == "cpu" and v.dtype in (torch.float32, torch.float64) else None
+    if ext is not None and v2.stride(-1) == 1 and (w2 is None or (w2.stride(-1) == 1 and w2.dtype == v.dtype)):
+        return ext.sum_rows(v2, w2)
+    return (v2 if w2 is None else v2 * w2).sum(0)
 
 
 def gemm_over_steps(d: Tensor, v: Tensor) -> Tensor:

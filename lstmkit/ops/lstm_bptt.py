@@ -85,11 +85,11 @@ def lstm_backward(dy, dh_T, dc_T, x, w, saved, cell, activation, recurrent_activ
     )
     if cell == "peephole":
         da_i, da_f, _, da_o = d_pre.chunk(4, dim=-1)
-        grads["w_peep"] = torch.cat((sum_rows(da_i * s["c_prev"]), sum_rows(da_f * s["c_prev"]),
-                                     sum_rows(da_o * s["c_new"])))
+        grads["w_peep"] = torch.cat((sum_rows(da_i, s["c_prev"]), sum_rows(da_f, s["c_prev"]),
+                                     sum_rows(da_o, s["c_new"])))
     if layernorm:
-        grads.update(ln_gain_ih=sum_rows(d_pre * s["x_hat"]), ln_gain_hh=sum_rows(d_pre * s["h_hat"]),
-                     ln_gain_c=sum_rows(d_c_norm * s["c_hat"]), ln_bias_c=sum_rows(d_c_norm))
+        grads.update(ln_gain_ih=sum_rows(d_pre, s["x_hat"]), ln_gain_hh=sum_rows(d_pre, s["h_hat"]),
+                     ln_gain_c=sum_rows(d_c_norm, s["c_hat"]), ln_bias_c=sum_rows(d_c_norm))
     return dx, dh0, dc0, grads
 
 

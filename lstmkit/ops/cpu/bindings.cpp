@@ -20,6 +20,7 @@ std::vector<Tensor> gru_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor
 std::vector<Tensor> lstm_step(Tensor, Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
                               OptTensor, OptTensor, OptTensor, OptTensor, std::string, std::string, std::string);
 Tensor gru_step(Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor, std::string, std::string);
+Tensor sum_rows(Tensor, OptTensor);
 }  // namespace lstmkit
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -30,6 +31,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_backward_steps", &lstmkit::gru_backward_steps);
   m.def("lstm_step", &lstmkit::lstm_step, "one LSTM step, nothing stored: (h', c')");
   m.def("gru_step", &lstmkit::gru_step, "one GRU step, nothing stored: h'");
+  m.def("sum_rows", &lstmkit::sum_rows, "sum over rows of a [N, C], or of a * b: [C]");
   m.def("mkl_gemm_available", &lstmkit::mkl_gemm_available, "whether the MKL sgemm inside libtorch_cpu was found");
   m.def("onednn_gemm_available", &lstmkit::onednn_gemm_available,
         "whether torch's oneDNN matmul op (mkldnn::_linear_pointwise) was found");
