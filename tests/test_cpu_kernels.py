@@ -355,30 +355,32 @@ def test_plain_lstm_inference_through_onednn_matches_the_reference(kwargs, shape
 
 @pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
 @pytest.mark.parametrize("threads", [1, 2, 3])
-@pytest.mark.parametrize("cell,H,B,masks", [("vanilla", 70, 13, True), ("peephole", 33, 31, True),
-                                            ("cifg", 128, 7, False), ("vanilla", 128, 7, False),
-                                            ("layernorm", 70, 13, True), ("layernorm", 128, 7, False),
-                                            ("gru", 70, 13, True), ("gru", 128, 7, False)])
+@pytest.mark.parametrize("cell,H,B,masks,proj", [
+    ("vanilla", 70, 13, True, 0), ("peephole", 33, 31, True, 0), ("cifg", 128, 7, False, 0),
+    ("vanilla", 128, 7, False, 0), ("layernorm", 70, 13, True, 0), ("layernorm", 128, 7, False, 0),
+    ("vanilla", 70, 13, True, 40), ("peephole", 128, 7, False, 50), ("cifg", 128, 19, True, 20),
+    ("gru", 70, 13, True, 0), ("gru", 128, 7, False, 0)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_team_loops_match_the_reference_with_several_threads(threads, cell, H, B, masks, dtype):
-    """The loops where threads own slices of the units (the GRU and every LSTM cell without
-    projection; the layer norms reduce across threads) run a team when a step has enough work:
+def test_team_loops_match_the_reference_with_several_threads(threads, cell, H, B, masks, proj, dtype):
+    """The loops where threads own slices of the units (the GRU, every LSTM cell, and with a
+    projection slices of its outputs too; the layer norms reduce across threads) run a team when a step has enough work:
     these sizes do, with hidden sizes that are not whole vector blocks, batches that are not whole
     row blocks, and 1-3 threads (3 uneven slices). Outputs and every gradient against autograd
     through the float64 reference."""
     g = torch.Generator().manual_seed(H + B)
     T, I = 5, 9
     gru = cell == "gru"
-    w = random_gru_weights(I, H, True, dtype, g) if gru else random_lstm_weights(cell, I, H, 0, True, dtype, g)
+    P = proj or H
+    w = random_gru_weights(I, H, True, dtype, g) if gru else random_lstm_weights(cell, I, H, proj, True, dtype, g)
     w = type(w)(*(None if t is None else (t / 4).detach().requires_grad_() for t in w))
     x = torch.randn(T, B, I, dtype=dtype, generator=g, requires_grad=True)
-    h0 = torch.randn(B, H, dtype=dtype, generator=g, requires_grad=True)
+    h0 = torch.randn(B, P, dtype=dtype, generator=g, requires_grad=True)
     c0 = torch.randn(B, H, dtype=dtype, generator=g, requires_grad=True)
     lengths = rmask = zh = zc = None
     if masks:
         lengths = torch.randint(1, T + 1, (B,), generator=g)
-        rmask = (torch.rand(B, H, generator=g) > 0.3).to(dtype) / 0.7
-        zh = (torch.rand(T, B, H, generator=g) < 0.3).to(dtype)
+        rmask = (torch.rand(B, P, generator=g) > 0.3).to(dtype) / 0.7
+        zh = (torch.rand(T, B, P, generator=g) < 0.3).to(dtype)
         zc = None if gru else (torch.rand(T, B, H, generator=g) < 0.3).to(dtype)
     keep_h, keep_c, out_mask = ops.step_masks(T, lengths, zh, zc, x)
     state = [h0] if gru else [h0, c0]

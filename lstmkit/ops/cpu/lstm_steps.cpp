@@ -8,6 +8,14 @@ namespace lstmkit {
 
 bool team_fits(const Tensor& w_hh, const OptTensor& w_hr, const std::string& cell, at::ScalarType dtype);
 bool team_ln_fits(const Tensor& w_hh, const OptTensor& w_hr, const std::string& cell, at::ScalarType dtype);
+bool team_proj_fits(const Tensor& w_hh, const OptTensor& w_hr, const std::string& cell, at::ScalarType dtype);
+std::vector<Tensor> lstm_team_proj_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor w_hr,
+                                           OptTensor w_peep, OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
+                                           OptTensor out_mask, Cell cell, Act act, Act ract, bool store);
+std::vector<Tensor> lstm_team_proj_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
+                                            Tensor phic, Tensor w_hh, Tensor w_hr, OptTensor w_peep, OptTensor rmask,
+                                            OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Cell cell,
+                                            Act act, Act ract);
 std::vector<Tensor> lstm_team_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor w_peep,
                                       OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
                                       Cell cell, Act act, Act ract, bool store);
@@ -412,6 +420,10 @@ std::vector<Tensor> lstm_forward_steps(Tensor xw, Tensor h0, Tensor c0, Tensor w
     return lstm_team_ln_forward(xw, h0, c0, w_hh, b_ih, b_hh, ln_gain_ih, ln_gain_hh, ln_gain_c, ln_bias_c, rmask,
                                 keep_h, keep_c, out_mask, parse_act(act), parse_act(ract), store);
   }
+  if (team_proj_fits(w_hh, w_hr, cell, xw.scalar_type())) {
+    return lstm_team_proj_forward(xw, h0, c0, w_hh, *w_hr, w_peep, rmask, keep_h, keep_c, out_mask, parse_cell(cell),
+                                  parse_act(act), parse_act(ract), store);
+  }
   if (team_fits(w_hh, w_hr, cell, xw.scalar_type())) {
     return lstm_team_forward(xw, h0, c0, w_hh, w_peep, rmask, keep_h, keep_c, out_mask, parse_cell(cell),
                              parse_act(act), parse_act(ract), store);
@@ -437,6 +449,10 @@ std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, 
     return lstm_team_ln_backward(dy, dh_T, dc_T, gates, c_prev, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
                                  w_hh, ln_gain_ih, ln_gain_hh, ln_gain_c, rmask, keep_h, keep_c, out_mask,
                                  parse_act(act), parse_act(ract));
+  }
+  if (team_proj_fits(w_hh, w_hr, cell, gates.scalar_type())) {
+    return lstm_team_proj_backward(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, *w_hr, w_peep, rmask, keep_h, keep_c,
+                                   out_mask, parse_cell(cell), parse_act(act), parse_act(ract));
   }
   if (team_fits(w_hh, w_hr, cell, gates.scalar_type())) {
     return lstm_team_backward(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,

@@ -185,13 +185,19 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
 
 }  // namespace
 
-// The cells these loops (and lstm_team_ln.cpp's) cover: no projection, weights in the
-// activations' dtype (bfloat16 weights take the per-step GEMM loop of lstm_steps.cpp).
+// Which team loop covers a layer: this file's (no projection, no layer norm), lstm_team_ln.cpp's
+// (layer norm, no projection) or lstm_team_proj.cpp's (projection, no layer norm). Weights in the
+// activations' dtype; bfloat16 weights and the layernorm cell with a projection take the
+// per-step GEMM loop of lstm_steps.cpp.
 bool team_fits(const Tensor& w_hh, const OptTensor& w_hr, const std::string& cell, at::ScalarType dtype) {
   return !(w_hr && w_hr->defined()) && cell != "layernorm" && w_hh.scalar_type() == dtype;
 }
 bool team_ln_fits(const Tensor& w_hh, const OptTensor& w_hr, const std::string& cell, at::ScalarType dtype) {
   return !(w_hr && w_hr->defined()) && cell == "layernorm" && w_hh.scalar_type() == dtype;
+}
+bool team_proj_fits(const Tensor& w_hh, const OptTensor& w_hr, const std::string& cell, at::ScalarType dtype) {
+  return w_hr && w_hr->defined() && cell != "layernorm" && w_hh.scalar_type() == dtype &&
+         w_hr->scalar_type() == dtype;
 }
 
 std::vector<Tensor> lstm_team_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor w_peep,
