@@ -70,7 +70,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
         const int64_t rows = std::min(kPanelRows, n_rows - r0);
         for (int64_t ub = own.first; ub < own.last; ++ub) {   // gh = W_hh h_in, own units' columns
           const int64_t nb = std::min(L, H - ub * L);
-          panel_gemm<T>(rows, kGates, src + r0 * H, H, 1, H, pan + ub * H * kGates * L, sums);
+          panel_gemm<T>(rows, kGates, src + r0 * H, H, H, pan + ub * H * kGates * L, sums);
           for (int64_t r = 0; r < rows; ++r) {
             T* ghr = gh[0] + rows_of[r0 + r] * G + ub * L;
             for (int64_t g = 0; g < kGates; ++g) {

@@ -79,6 +79,16 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
       cf.y = step_ptr<T>(y, t);
       const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
+      if (t + 1 < steps && own_units > 0) {      // the next step's input part, fetched while this one runs
+        const T* next_a = xw_p + (t + 1) * B * G + own_u0;
+        for (int64_t b = 0; b < B; ++b) {
+          for (int64_t g = 0; g < gates; ++g) {
+            for (int64_t j = 0; j < own_units; j += 64 / int64_t(sizeof(T))) {
+              __builtin_prefetch(next_a + b * G + g * H + j, 1);
+            }
+          }
+        }
+      }
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
       if (n_rows < B) {                           // rows past their end: carried; the rest gathered
@@ -94,7 +104,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
           const int64_t rows = std::min(kPanelRows, n_rows - r0);
           for (int64_t ub = c0; ub < c1; ++ub) {
             const int64_t nb = std::min(L, H - ub * L);
-            panel_gemm<T>(rows, gates, src + r0 * P, P, 1, P, pan + ub * P * gates * L, sums);
+            panel_gemm<T>(rows, gates, src + r0 * P, P, P, pan + ub * P * gates * L, sums);
             for (int64_t r = 0; r < rows; ++r) {
               T* ar = cf.a + rows_of[r0 + r] * G + ub * L;
               for (int64_t g = 0; g < gates; ++g) {

@@ -135,7 +135,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
         const int64_t rows = std::min(kPanelRows, B - r0);
         for (int64_t ub = own.first; ub < own.last; ++ub) {
           const int64_t nb = std::min(L, H - ub * L);
-          panel_gemm<T>(rows, kGates, src + r0 * P, P, 1, P, pan + ub * P * kGates * L, sums);
+          panel_gemm<T>(rows, kGates, src + r0 * P, P, P, pan + ub * P * kGates * L, sums);
           for (int64_t r = 0; r < rows; ++r) {
             for (int64_t g = 0; g < kGates; ++g) {
               std::memcpy(hw[0] + (r0 + r) * G + g * H + ub * L, sums + (r * kGates + g) * L, sizeof(T) * nb);

@@ -82,7 +82,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
         const int64_t rows = std::min(kPanelRows, B - r0);
         for (int64_t ub = units.first; ub < units.last; ++ub) {
           const int64_t nb = std::min(L, H - ub * L);
-          panel_gemm<T>(rows, gates, src + r0 * P, P, 1, P, gp + ub * P * gates * L, sums);
+          panel_gemm<T>(rows, gates, src + r0 * P, P, P, gp + ub * P * gates * L, sums);
           for (int64_t r = 0; r < rows; ++r) {
             T* ar = cf.a + (r0 + r) * G + ub * L;
             for (int64_t g = 0; g < gates; ++g) {

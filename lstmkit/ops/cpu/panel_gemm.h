@@ -30,9 +30,12 @@ template <typename T> struct Simd {
   static constexpr int64_t lanes = kVecBytes / sizeof(T);
 };
 
-// out[r][v * L + j] = sum_q a[r * rs + q * qs] * panel[(q * NV + v) * L + j], r < R, v < NV.
-template <typename T, int R, int NV>
-inline void panel_product(const T* a, int64_t rs, int64_t qs, int64_t k, const T* panel, T* out) {
+// out[r][v * L + j] = sum_q A[r][q] * panel[(q * NV + v) * L + j], r < R, v < NV, where A[r][q]
+// is a[q * R + r] for an A packed k-major (Packed) or a[r * rs + q] for a row-major one. (The
+// layout is a template argument: with runtime strides the row addresses no longer fit in
+// registers beside the sums.)
+template <typename T, int R, int NV, bool Packed>
+inline void panel_product(const T* a, int64_t rs, int64_t k, const T* panel, T* out) {
   using V = typename Simd<T>::vec;
   constexpr int64_t L = Simd<T>::lanes;
   V acc[R][NV];
@@ -48,7 +51,7 @@ inline void panel_product(const T* a, int64_t rs, int64_t qs, int64_t k, const T
     for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], w + v * L, sizeof(V));
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const T s = a[r * rs + q * qs];
+      const T s = Packed ? a[q * R + r] : a[r * rs + q];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] += s * wv[v];
     }
@@ -60,30 +63,29 @@ inline void panel_product(const T* a, int64_t rs, int64_t qs, int64_t k, const T
   }
 }
 
-template <typename T, int NV>
-inline void panel_rows(int64_t rows, const T* a, int64_t rs, int64_t qs, int64_t k, const T* panel, T* out) {
+template <typename T, int NV, bool Packed>
+inline void panel_rows(int64_t rows, const T* a, int64_t rs, int64_t k, const T* panel, T* out) {
   switch (rows) {
-    case 1: return panel_product<T, 1, NV>(a, rs, qs, k, panel, out);
-    case 2: return panel_product<T, 2, NV>(a, rs, qs, k, panel, out);
-    case 3: return panel_product<T, 3, NV>(a, rs, qs, k, panel, out);
+    case 1: return panel_product<T, 1, NV, Packed>(a, rs, k, panel, out);
+    case 2: return panel_product<T, 2, NV, Packed>(a, rs, k, panel, out);
+    case 3: return panel_product<T, 3, NV, Packed>(a, rs, k, panel, out);
 #if defined(__AVX512F__)
-    case 4: return panel_product<T, 4, NV>(a, rs, qs, k, panel, out);
-    case 5: return panel_product<T, 5, NV>(a, rs, qs, k, panel, out);
-    case 6: return panel_product<T, 6, NV>(a, rs, qs, k, panel, out);
+    case 4: return panel_product<T, 4, NV, Packed>(a, rs, k, panel, out);
+    case 5: return panel_product<T, 5, NV, Packed>(a, rs, k, panel, out);
+    case 6: return panel_product<T, 6, NV, Packed>(a, rs, k, panel, out);
 #endif
   }
 }
 
-// out [rows][nv * L] for rows <= kPanelRows, nv <= kPanelVecs; row r of A at a + r * rs, its k
-// values qs apart (1 for a row-major A, or `rows` for one packed k-major).
-template <typename T>
-inline void panel_gemm(int64_t rows, int64_t nv, const T* a, int64_t rs, int64_t qs, int64_t k, const T* panel,
-                       T* out) {
+// out [rows][nv * L] for rows <= kPanelRows, nv <= kPanelVecs; A row-major with rows rs apart,
+// or (Packed) k-major, `rows` values per k.
+template <typename T, bool Packed = false>
+inline void panel_gemm(int64_t rows, int64_t nv, const T* a, int64_t rs, int64_t k, const T* panel, T* out) {
   switch (nv) {
-    case 1: return panel_rows<T, 1>(rows, a, rs, qs, k, panel, out);
-    case 2: return panel_rows<T, 2>(rows, a, rs, qs, k, panel, out);
-    case 3: return panel_rows<T, 3>(rows, a, rs, qs, k, panel, out);
-    case 4: return panel_rows<T, 4>(rows, a, rs, qs, k, panel, out);
+    case 1: return panel_rows<T, 1, Packed>(rows, a, rs, k, panel, out);
+    case 2: return panel_rows<T, 2, Packed>(rows, a, rs, k, panel, out);
+    case 3: return panel_rows<T, 3, Packed>(rows, a, rs, k, panel, out);
+    case 4: return panel_rows<T, 4, Packed>(rows, a, rs, k, panel, out);
   }
 }
 
@@ -149,7 +151,7 @@ void add_product_columns(const T* a, const int64_t* rows_of, int64_t n, int64_t 
     const T* panel = panels + c0 * K * L;
     for (int64_t r0 = 0; r0 < n; r0 += kPanelRows) {
       const int64_t rows = std::min(kPanelRows, n - r0);
-      panel_gemm<T>(rows, nv, a_packed + r0 * K, 1, rows, K, panel, sums);
+      panel_gemm<T, true>(rows, nv, a_packed + r0 * K, 0, K, panel, sums);
       for (int64_t r = 0; r < rows; ++r) {
         for (int64_t v = 0; v < nv; ++v) {
           const int64_t col = (c0 + v) * L, nc = std::min(L, N - col);
