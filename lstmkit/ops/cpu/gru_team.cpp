@@ -59,6 +59,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
       cf.y = step_ptr<T>(y, t);
       const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
+      if (t + 1 < steps) prefetch_units(xw_p + (t + 1) * B * G, B, G, H, kGates, u0, units);
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
       if (n_rows < B) {                           // rows past their end: carried; the rest gathered
@@ -126,6 +127,11 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       cb.h_prev = step_ptr<T>(h_prev, t);
       cb.d_gx = step_ptr<T>(d_gx, t);
       cb.d_gh = step_ptr<T>(d_gh, t);
+      if (t > 0) {                                // the previous step's saved values, fetched meanwhile
+        prefetch_units(step_ptr<T>(gates, t - 1), B, G, H, 3, u0, units);
+        prefetch_units(step_ptr<T>(gh_n, t - 1), B, H, H, 1, u0, units);
+        prefetch_units(step_ptr<T>(h_prev, t - 1), B, H, H, 1, u0, units);
+      }
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
       if (units > 0) {

@@ -79,16 +79,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
       cf.y = step_ptr<T>(y, t);
       const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
-      if (t + 1 < steps && own_units > 0) {      // the next step's input part, fetched while this one runs
-        const T* next_a = xw_p + (t + 1) * B * G + own_u0;
-        for (int64_t b = 0; b < B; ++b) {
-          for (int64_t g = 0; g < gates; ++g) {
-            for (int64_t j = 0; j < own_units; j += 64 / int64_t(sizeof(T))) {
-              __builtin_prefetch(next_a + b * G + g * H + j, 1);
-            }
-          }
-        }
-      }
+      if (t + 1 < steps) prefetch_units(xw_p + (t + 1) * B * G, B, G, H, gates, own_u0, own_units);
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
       if (n_rows < B) {                           // rows past their end: carried; the rest gathered
@@ -174,6 +165,11 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       cb.phic = step_ptr<T>(phic, t);
       cb.c_prev = step_ptr<T>(c_prev, t);
       cb.d_pre = step_ptr<T>(d_pre, t);
+      if (t > 0) {                                // the previous step's saved values, fetched meanwhile
+        prefetch_units(step_ptr<T>(gates, t - 1), B, G, H, G / H, u0, units);
+        prefetch_units(step_ptr<T>(c_prev, t - 1), B, H, H, 1, u0, units);
+        prefetch_units(step_ptr<T>(phic, t - 1), B, H, H, 1, u0, units);
+      }
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
       if (units > 0) {

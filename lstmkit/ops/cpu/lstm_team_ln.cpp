@@ -130,6 +130,10 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
       const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
 
+      if (t + 1 < steps) {                        // the next step's input part and its normalised twin
+        prefetch_units(xw_p + (t + 1) * B * G, B, G, H, kGates, u0, units);
+        if (store) prefetch_units(x_hat + (t + 1) * B * G, B, G, H, kGates, u0, units);
+      }
       // 1. W_hh h_in for own units' four gate columns, and their moments per row.
       for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
         const int64_t rows = std::min(kPanelRows, B - r0);

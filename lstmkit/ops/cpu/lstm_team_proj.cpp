@@ -77,6 +77,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
       cf.y = step_ptr<T>(y, t);
       const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
       T* h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
+      if (t + 1 < steps) prefetch_units(xw_p + (t + 1) * B * G, B, G, H, gates, u0, nu);
       // Own units: gates, cells and h_core.
       for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
         const int64_t rows = std::min(kPanelRows, B - r0);

@@ -22,6 +22,18 @@ inline int team_size(int64_t blocks, int64_t work_per_step) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), blocks)));
 }
 
+// Asks for the next step's input part of a thread's units (gate g of units u0 .. u0 + n of each
+// row of a [B, G] step, gates H apart) to be fetched while the current step runs: the loops read
+// it once per step, from a [T, B, G] buffer too large to stay in cache.
+template <typename T>
+inline void prefetch_units(const T* step, int64_t B, int64_t G, int64_t H, int64_t gates, int64_t u0, int64_t n) {
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t g = 0; g < gates; ++g) {
+      for (int64_t j = 0; j < n; j += 64 / int64_t(sizeof(T))) __builtin_prefetch(step + b * G + g * H + u0 + j, 1);
+    }
+  }
+}
+
 // The blocks [first, last) that thread tid of a team owns.
 struct Slice {
   int64_t first, last;
