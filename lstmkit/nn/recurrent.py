@@ -313,7 +313,7 @@ class RecurrentLayer(nn.Module):
         if not (self.recurrent_dropout and self.training) or records is not None:
             return None
         keep = 1.0 - self.recurrent_dropout
-        return torch.bernoulli(like.new_full((batch, size), keep)) / keep
+        return ops.bernoulli_mask((batch, size), keep, like) / keep
 
     @staticmethod
     def zoneout_mask(rate: float, shape, like: Tensor, training: bool) -> Optional[Tensor]:
@@ -322,8 +322,8 @@ class RecurrentLayer(nn.Module):
         Krueger et al. prescribe); None for rate 0."""
         if not rate:
             return None
-        if training:   # a uniform draw compared in place: half the time of torch.bernoulli on the CPU
-            return like.new_empty(shape).uniform_().lt_(rate)
+        if training:
+            return ops.bernoulli_mask(shape, rate, like)
         return like.new_tensor(rate).expand(shape)
 
     def _finish(self, output: Tensor, final: tuple[Tensor, ...], unbatched: bool, packed):

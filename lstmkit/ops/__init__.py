@@ -5,14 +5,15 @@
     lstm_step / gru_step                               one step, nothing stored (streaming)
     reference                                          the equations step by step (the oracle)
     backend()                                          which implementation runs
+    bernoulli_mask(shape, rate, like)                  zoneout / recurrent dropout draws
 """
 
 from . import reference
 from .activations import ACTIVATIONS, get_activation
-from .dispatch import backend, gru, gru_step, lstm, lstm_step, step_masks
+from .dispatch import backend, bernoulli_mask, gru, gru_step, lstm, lstm_step, step_masks
 from .weights import CELLS, GRUWeights, LSTMWeights, check_cell, gate_rows
 
 __all__ = [
-    "ACTIVATIONS", "CELLS", "GRUWeights", "LSTMWeights", "backend", "check_cell", "gate_rows",
+    "ACTIVATIONS", "CELLS", "GRUWeights", "LSTMWeights", "backend", "bernoulli_mask", "check_cell", "gate_rows",
     "get_activation", "gru", "gru_step", "lstm", "lstm_step", "reference", "step_masks",
 ]

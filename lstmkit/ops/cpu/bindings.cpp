@@ -21,6 +21,7 @@ std::vector<Tensor> lstm_step(Tensor, Tensor, Tensor, Tensor, Tensor, OptTensor,
                               OptTensor, OptTensor, OptTensor, OptTensor, std::string, std::string, std::string);
 Tensor gru_step(Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor, std::string, std::string);
 Tensor sum_rows(Tensor, OptTensor);
+Tensor bernoulli_mask(std::vector<int64_t>, double, int64_t, const Tensor&);
 }  // namespace lstmkit
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -32,6 +33,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_step", &lstmkit::lstm_step, "one LSTM step, nothing stored: (h', c')");
   m.def("gru_step", &lstmkit::gru_step, "one GRU step, nothing stored: h'");
   m.def("sum_rows", &lstmkit::sum_rows, "sum over rows of a [N, C], or of a * b: [C]");
+  m.def("bernoulli_mask", &lstmkit::bernoulli_mask, "a 0/1 mask, 1 with probability rate (counter-based draw)");
   m.def("mkl_gemm_available", &lstmkit::mkl_gemm_available, "whether the MKL sgemm inside libtorch_cpu was found");
   m.def("onednn_gemm_available", &lstmkit::onednn_gemm_available,
         "whether torch's oneDNN matmul op (mkldnn::_linear_pointwise) was found");
