@@ -227,8 +227,9 @@ template <typename F> inline void for_rows(int64_t rows, int64_t work_per_row, c
 // ------------------------------------------------------------------ GEMM
 
 // C[M, N] = A[M, K] @ op(W) + beta * C, row-major, where op(W) = W^T for W [N, K] (trans) or
-// W for W [K, N]; gemm.cpp says which library runs it. A bfloat16 weight with float A and C is bf16 inference: A is rounded to bf16 and the
-// product runs in oneDNN's bf16 GEMM (MKL's runs at fp32 speed on CPUs other than Intel's).
+// W for W [K, N]; gemm.cpp says which library runs it. A bfloat16 weight with float A and C is
+// bf16 inference: A is rounded to bf16 and the product runs in oneDNN's bf16 GEMM (MKL's runs at
+// fp32 speed on CPUs other than Intel's).
 template <typename T> class WeightGemm {
  public:
   WeightGemm(const Tensor& w, bool trans, int64_t m);

@@ -19,6 +19,38 @@ inline Cell parse_cell(const std::string& name) {
   TORCH_CHECK(false, "unknown cell '", name, "'");
 }
 
+// A gradient d of a state that zoneout or lengths blend (state = k * previous + (1 - k) * new):
+// `through` gets the new value's part d (1 - k), and d keeps the previous state's part d k.
+template <typename T>
+inline void split_by_keep(const Mask<T>& keep, int64_t t, int64_t b, int64_t u0, int64_t n, T* d, T* through) {
+  if (keep.present()) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) {
+      T k = keep.at(t, b, u0 + j);
+      through[j] = d[j] * (T(1) - k);
+      d[j] *= k;
+    }
+  } else {
+    std::memcpy(through, d, sizeof(T) * n);
+    std::memset(d, 0, sizeof(T) * n);
+  }
+}
+
+// What forward_steps returns (lstm_steps.py): y, then h_T and c_T copied from the final state
+// rows in h0's and c0's shapes, then the 12 tensors saved for backward (`saved`, padded with
+// undefined ones; all undefined when nothing is stored).
+template <typename T>
+std::vector<Tensor> forward_results(const Tensor& y, const Tensor& h0, const Tensor& c0, const T* h_last,
+                                    const T* c_last, std::vector<Tensor> saved) {
+  Tensor h_T = at::empty(h0.sizes(), y.options()), c_T = at::empty(c0.sizes(), y.options());
+  std::memcpy(h_T.data_ptr<T>(), h_last, sizeof(T) * h0.numel());
+  std::memcpy(c_T.data_ptr<T>(), c_last, sizeof(T) * c0.numel());
+  saved.resize(12);
+  std::vector<Tensor> out{y, h_T, c_T};
+  out.insert(out.end(), saved.begin(), saved.end());
+  return out;
+}
+
 // Step t forward. Gate rows hold i, f, g, o (cifg: f, g, o), each H wide.
 template <typename T> struct CellForward {
   int64_t G, H, P;
@@ -183,17 +215,7 @@ template <typename T> struct CellBackward {
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) d[j] += dyr[j] * om;
     }
-    if (keep_h.present()) {
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        T k = keep_h.at(t, b, u0 + j);
-        dn[j] = d[j] * (T(1) - k);
-        d[j] *= k;
-      }
-    } else {
-      std::memcpy(dn, d, sizeof(T) * n);
-      std::memset(d, 0, sizeof(T) * n);
-    }
+    split_by_keep(keep_h, t, b, u0, n, d, dn);
   }
 
   void units(int64_t b, int64_t u0, int64_t n) const {
@@ -219,17 +241,7 @@ template <typename T> struct CellBackward {
     T* dcr = dc + r;
     T* dcnr = dcn + r;
     T* dph = dphi + r;
-    if (keep_c.present()) {
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        T k = keep_c.at(t, b, u0 + j);
-        dcnr[j] = dcr[j] * (T(1) - k);
-        dcr[j] *= k;
-      }
-    } else {
-      std::memcpy(dcnr, dcr, sizeof(T) * n);
-      std::memset(dcr, 0, sizeof(T) * n);
-    }
+    split_by_keep(keep_c, t, b, u0, n, dcr, dcnr);
 #pragma omp simd
     for (int64_t j = 0; j < n; ++j) {
       dao[j] = dmr[j] * pr[j];

@@ -112,16 +112,11 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   }
 
   const int64_t last = store ? steps : steps % 2;
-  Tensor h_T = at::empty(h0.sizes(), opts), c_T = at::empty(c0.sizes(), opts);
-  std::memcpy(h_T.data_ptr<T>(), h_states[last], sizeof(T) * B * P);
-  std::memcpy(c_T.data_ptr<T>(), c_states[last], sizeof(T) * B * H);
-  if (!store) {
-    return {y, h_T, c_T, none(), none(), none(), none(), none(), none(), none(), none(), none(), none(), none(),
-            none()};
-  }
+  if (!store) return forward_results<T>(y, h0, c0, h_states[last], c_states[last], {});
   Tensor h_in_saved = rm ? h_in_all.tensor : h_states.tensor.narrow(0, 0, steps);
-  return {y, h_T, c_T, xw, c_states.tensor.narrow(0, 0, steps), peep ? c_new_all.tensor : none(),
-          phic_all.tensor, h_in_saved, none(), none(), none(), none(), none(), none(), none()};
+  return forward_results<T>(y, h0, c0, h_states[last], c_states[last],
+                            {xw, c_states.tensor.narrow(0, 0, steps), peep ? c_new_all.tensor : none(), phic_all.tensor,
+                             h_in_saved});
 }
 
 template <typename T>
