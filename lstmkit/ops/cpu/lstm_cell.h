@@ -36,21 +36,6 @@ inline void split_by_keep(const Mask<T>& keep, int64_t t, int64_t b, int64_t u0,
   }
 }
 
-// What forward_steps returns (lstm_steps.py): y, then h_T and c_T copied from the final state
-// rows in h0's and c0's shapes, then the 12 tensors saved for backward (`saved`, padded with
-// undefined ones; all undefined when nothing is stored).
-template <typename T>
-std::vector<Tensor> forward_results(const Tensor& y, const Tensor& h0, const Tensor& c0, const T* h_last,
-                                    const T* c_last, std::vector<Tensor> saved) {
-  Tensor h_T = at::empty(h0.sizes(), y.options()), c_T = at::empty(c0.sizes(), y.options());
-  std::memcpy(h_T.data_ptr<T>(), h_last, sizeof(T) * h0.numel());
-  std::memcpy(c_T.data_ptr<T>(), c_last, sizeof(T) * c0.numel());
-  saved.resize(12);
-  std::vector<Tensor> out{y, h_T, c_T};
-  out.insert(out.end(), saved.begin(), saved.end());
-  return out;
-}
-
 // Step t forward. Gate rows hold i, f, g, o (cifg: f, g, o), each H wide.
 template <typename T> struct CellForward {
   int64_t G, H, P;
@@ -182,6 +167,42 @@ template <typename T> struct CellForward {
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) hi[j] = hn[j] * m[j];
     }
+  }
+};
+
+// The states of a forward call: all T + 1 when backward needs them (c_prev and h_in are views
+// of these), else two that alternate. h0 [.., B, P] and c0 [.., B, H] are read as B rows.
+template <typename T> struct LstmStates {
+  Slots<T> h, c;
+  int64_t steps;
+  bool store;
+  LstmStates(const Tensor& h0, const Tensor& c0, int64_t steps, bool store)
+      : h(store ? steps + 1 : 2, h0.size(-2), h0.size(-1), h0.options()),
+        c(store ? steps + 1 : 2, c0.size(-2), c0.size(-1), c0.options()), steps(steps), store(store) {
+    std::memcpy(h[0], h0.data_ptr<T>(), sizeof(T) * h0.numel());
+    std::memcpy(c[0], c0.data_ptr<T>(), sizeof(T) * c0.numel());
+  }
+  int64_t slot(int64_t t) const { return store ? t : t % 2; }
+  // Step t of cf reads the states before it and writes those after it.
+  void point(CellForward<T>& cf, int64_t t) const {
+    cf.t = t;
+    cf.h = h[slot(t)];
+    cf.c = c[slot(t)];
+    cf.h_next = h[slot(t + 1)];
+    cf.c_next = c[slot(t + 1)];
+  }
+  Tensor h_prev() const { return h.tensor.narrow(0, 0, steps); }   // [T, B, P], store only
+  Tensor c_prev() const { return c.tensor.narrow(0, 0, steps); }
+  // What forward_steps returns (lstm_steps.py): y, h_T and c_T in h0's and c0's shapes, then
+  // the 12 tensors saved for backward (`saved`, padded with undefined ones).
+  std::vector<Tensor> results(const Tensor& y, const Tensor& h0, const Tensor& c0, std::vector<Tensor> saved) const {
+    Tensor h_T = at::empty(h0.sizes(), y.options()), c_T = at::empty(c0.sizes(), y.options());
+    std::memcpy(h_T.data_ptr<T>(), h[slot(steps)], sizeof(T) * h0.numel());
+    std::memcpy(c_T.data_ptr<T>(), c[slot(steps)], sizeof(T) * c0.numel());
+    saved.resize(12);
+    std::vector<Tensor> out{y, h_T, c_T};
+    out.insert(out.end(), saved.begin(), saved.end());
+    return out;
   }
 };
 

@@ -45,18 +45,13 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
                             const OptTensor& ln_bias_c, const OptTensor& rmask,
                             const OptTensor& keep_h_t, const OptTensor& keep_c_t, const OptTensor& out_mask_t,
                             Cell cell, Act act, Act ract, bool store) {
-  // h0 [.., B, P] and c0 [.., B, H]: read as B rows; h_T, c_T come back in their shapes.
   const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = c0.size(-1), P = h0.size(-1);
   const bool proj = w_hr && w_hr->defined(), peep = cell == Cell::Peephole, cifg = cell == Cell::Cifg,
              ln = cell == Cell::LayerNorm;
   auto opts = xw.options();
   const int64_t n = store ? steps : 1;            // per-step buffers keep every step, or reuse one
 
-  // States: all T + 1 when backward needs them (c_prev and h_in are views of these), else two
-  // to alternate.
-  Slots<T> h_states(store ? steps + 1 : 2, B, P, opts), c_states(store ? steps + 1 : 2, B, H, opts);
-  std::memcpy(h_states[0], h0.data_ptr<T>(), sizeof(T) * B * P);
-  std::memcpy(c_states[0], c0.data_ptr<T>(), sizeof(T) * B * H);
+  const LstmStates<T> states(h0, c0, steps, store);
   Tensor y = at::empty({steps, B, P}, opts);
   Slots<T> h_in_all, c_new_all, h_core_all, h_hat_all, c_hat_all, hw, c_new_row;
   if (rmask) h_in_all = Slots<T>(n, B, P, opts);
@@ -91,11 +86,10 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   CellForward<T> cf{G, H, P, cell, act, ract, proj, peeps, gain_c, bias_c, rm, keep_h, keep_c, out_mask};
 
   for (int64_t t = 0; t < steps; ++t) {
-    const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2, at_t = store ? t : 0;
-    T* h = h_states[slot];
-    T* c = c_states[slot];
-    T* h_next = h_states[next];
-    T* c_next = c_states[next];
+    const int64_t at_t = store ? t : 0;
+    states.point(cf, t);
+    const T* h = cf.h;
+    T* h_next = cf.h_next;
     T* a = xw_p + t * B * G;                      // becomes the gate activations in place
 
     const T* h_in = h;
@@ -110,12 +104,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
       gemm_hh.run(h_in, P, T(1), a, G);         // a = xw_t + h_in W_hh^T
     }
 
-    cf.t = t;
     cf.a = a;
-    cf.h = h;
-    cf.c = c;
-    cf.h_next = h_next;
-    cf.c_next = c_next;
     cf.c_new = peep && store ? c_new_all[t] : c_new_row[0];
     cf.phic = phic_all[at_t];
     cf.h_core = h_core_all[at_t];
@@ -157,11 +146,9 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     }
   }
 
-  const int64_t last = store ? steps : steps % 2;
-  if (!store) return forward_results<T>(y, h0, c0, h_states[last], c_states[last], {});
-  Tensor h_in_saved = rmask ? h_in_all.tensor : h_states.tensor.narrow(0, 0, steps);
-  return forward_results<T>(y, h0, c0, h_states[last], c_states[last],
-                            {xw, c_states.tensor.narrow(0, 0, steps), c_new_all.tensor, phic_all.tensor, h_in_saved,
+  if (!store) return states.results(y, h0, c0, {});
+  Tensor h_in_saved = rmask ? h_in_all.tensor : states.h_prev();
+  return states.results(y, h0, c0, {xw, states.c_prev(), c_new_all.tensor, phic_all.tensor, h_in_saved,
                              h_core_all.tensor, x_hat_all.tensor, x_rstd_all.tensor, h_hat_all.tensor,
                              h_rstd_all.tensor, c_hat_all.tensor, c_rstd_all.tensor});
 }

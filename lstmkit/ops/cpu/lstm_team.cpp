@@ -33,9 +33,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   auto opts = xw.options();
   const int64_t n = store ? steps : 1;            // per-step buffers keep every step, or reuse one
 
-  Slots<T> h_states(store ? steps + 1 : 2, B, P, opts), c_states(store ? steps + 1 : 2, B, H, opts);
-  std::memcpy(h_states[0], h0.data_ptr<T>(), sizeof(T) * B * P);
-  std::memcpy(c_states[0], c0.data_ptr<T>(), sizeof(T) * B * H);
+  const LstmStates<T> states(h0, c0, steps, store);
   Tensor y = at::empty({steps, B, P}, opts);
   Slots<T> phic_all(n, B, H, opts), c_new_all(peep && store ? steps : 1, B, H, opts), h_in_all;
   const T* rm = ptr_or_null<T>(rmask);
@@ -60,25 +58,20 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     if (rm) {
       for (int64_t b = 0; b < B; ++b) {
         for (int64_t u = own_u0; u < own_u0 + own_units; ++u) {
-          h_in_all[0][b * P + u] = h_states[0][b * P + u] * rm[b * P + u];
+          h_in_all[0][b * P + u] = states.h[0][b * P + u] * rm[b * P + u];
         }
       }
 #pragma omp barrier
     }
     alignas(64) T sums[kPanelRows * kPanelVecs * L];
     for (int64_t t = 0; t < steps; ++t) {
-      const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2;
-      cf.t = t;
+      states.point(cf, t);
       cf.a = xw_p + t * B * G;                    // becomes the gate activations in place
-      cf.h = h_states[slot];
-      cf.c = c_states[slot];
-      cf.h_next = h_states[next];
-      cf.c_next = c_states[next];
       cf.c_new = c_new_all[peep && store ? t : 0];
       cf.phic = phic_all[store ? t : 0];
       cf.y = step_ptr<T>(y, t);
-      const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
-      cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
+      const T* src = rm ? h_in_all[states.slot(t)] : cf.h;
+      cf.h_in_next = rm && t + 1 < steps ? h_in_all[states.slot(t + 1)] : nullptr;
       if (t + 1 < steps) prefetch_units(xw_p + (t + 1) * B * G, B, G, H, gates, own_u0, own_units);
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
@@ -111,11 +104,9 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     }
   }
 
-  const int64_t last = store ? steps : steps % 2;
-  if (!store) return forward_results<T>(y, h0, c0, h_states[last], c_states[last], {});
-  Tensor h_in_saved = rm ? h_in_all.tensor : h_states.tensor.narrow(0, 0, steps);
-  return forward_results<T>(y, h0, c0, h_states[last], c_states[last],
-                            {xw, c_states.tensor.narrow(0, 0, steps), peep ? c_new_all.tensor : none(), phic_all.tensor,
+  if (!store) return states.results(y, h0, c0, {});
+  Tensor h_in_saved = rm ? h_in_all.tensor : states.h_prev();
+  return states.results(y, h0, c0, {xw, states.c_prev(), peep ? c_new_all.tensor : none(), phic_all.tensor,
                              h_in_saved});
 }
 

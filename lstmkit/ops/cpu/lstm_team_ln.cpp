@@ -66,9 +66,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   auto opts = xw.options();
   const int64_t n = store ? steps : 1;
 
-  Slots<T> h_states(store ? steps + 1 : 2, B, P, opts), c_states(store ? steps + 1 : 2, B, H, opts);
-  std::memcpy(h_states[0], h0.data_ptr<T>(), sizeof(T) * B * P);
-  std::memcpy(c_states[0], c0.data_ptr<T>(), sizeof(T) * B * H);
+  const LstmStates<T> states(h0, c0, steps, store);
   Tensor y = at::empty({steps, B, P}, opts);
   Slots<T> phic_all(n, B, H, opts), c_new_all(1, B, H, opts), h_in_all, hw(1, B, G, opts);
   // Saved for backward; without it the input is normalised in place and one slot is reused.
@@ -103,7 +101,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     }
     if (rm) {
       for (int64_t b = 0; b < B; ++b) {
-        for (int64_t u = u0; u < u0 + units; ++u) h_in_all[0][b * P + u] = h_states[0][b * P + u] * rm[b * P + u];
+        for (int64_t u = u0; u < u0 + units; ++u) h_in_all[0][b * P + u] = states.h[0][b * P + u] * rm[b * P + u];
       }
     }
 #pragma omp barrier
@@ -115,20 +113,16 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     };
     alignas(64) T sums[kPanelRows * kPanelVecs * L];
     for (int64_t t = 0; t < steps; ++t) {
-      const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2, at_t = store ? t : 0;
-      cf.t = t;
+      const int64_t at_t = store ? t : 0;
+      states.point(cf, t);
       cf.a = xw_p + t * B * G;
-      cf.h = h_states[slot];
-      cf.c = c_states[slot];
-      cf.h_next = h_states[next];
-      cf.c_next = c_states[next];
       cf.phic = phic_all[at_t];
       cf.c_hat = c_hat_all[at_t];
       cf.y = step_ptr<T>(y, t);
       T* h_hat = h_hat_all[at_t];
       const T* x_hat_t = x_hat + t * B * G;
-      const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
-      cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
+      const T* src = rm ? h_in_all[states.slot(t)] : cf.h;
+      cf.h_in_next = rm && t + 1 < steps ? h_in_all[states.slot(t + 1)] : nullptr;
 
       if (t + 1 < steps) {                        // the next step's input part and its normalised twin
         prefetch_units(xw_p + (t + 1) * B * G, B, G, H, kGates, u0, units);
@@ -188,11 +182,9 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     }
   }
 
-  const int64_t last = store ? steps : steps % 2;
-  if (!store) return forward_results<T>(y, h0, c0, h_states[last], c_states[last], {});
-  Tensor h_in_saved = rm ? h_in_all.tensor : h_states.tensor.narrow(0, 0, steps);
-  return forward_results<T>(y, h0, c0, h_states[last], c_states[last],
-                            {xw, c_states.tensor.narrow(0, 0, steps), none(), phic_all.tensor, h_in_saved, none(),
+  if (!store) return states.results(y, h0, c0, {});
+  Tensor h_in_saved = rm ? h_in_all.tensor : states.h_prev();
+  return states.results(y, h0, c0, {xw, states.c_prev(), none(), phic_all.tensor, h_in_saved, none(),
                              x_hat_all.tensor, x_rstd_all.tensor, h_hat_all.tensor, h_rstd_all.tensor, c_hat_all.tensor,
                              c_rstd_all.tensor});
 }

@@ -27,9 +27,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   auto opts = xw.options();
   const int64_t n = store ? steps : 1;
 
-  Slots<T> h_states(store ? steps + 1 : 2, B, P, opts), c_states(store ? steps + 1 : 2, B, H, opts);
-  std::memcpy(h_states[0], h0.data_ptr<T>(), sizeof(T) * B * P);
-  std::memcpy(c_states[0], c0.data_ptr<T>(), sizeof(T) * B * H);
+  const LstmStates<T> states(h0, c0, steps, store);
   Tensor y = at::empty({steps, B, P}, opts);
   Slots<T> phic_all(n, B, H, opts), c_new_all(peep && store ? steps : 1, B, H, opts), h_core_all(n, B, H, opts);
   Slots<T> h_in_all;
@@ -57,26 +55,22 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     for (int64_t b = 0; b < B; ++b) all_rows[b] = b;
     if (rm) {
       for (int64_t b = 0; b < B; ++b) {
-        for (int64_t j = p0; j < p0 + np; ++j) h_in_all[0][b * P + j] = h_states[0][b * P + j] * rm[b * P + j];
+        for (int64_t j = p0; j < p0 + np; ++j) h_in_all[0][b * P + j] = states.h[0][b * P + j] * rm[b * P + j];
       }
     }
 #pragma omp barrier
     CellForward<T> cf = base;
     alignas(64) T sums[kPanelRows * kPanelVecs * L];
     for (int64_t t = 0; t < steps; ++t) {
-      const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2, at_t = store ? t : 0;
-      cf.t = t;
+      const int64_t at_t = store ? t : 0;
+      states.point(cf, t);
       cf.a = xw_p + t * B * G;
-      cf.h = h_states[slot];
-      cf.c = c_states[slot];
-      cf.h_next = h_states[next];
-      cf.c_next = c_states[next];
       cf.c_new = c_new_all[peep && store ? t : 0];
       cf.phic = phic_all[at_t];
       cf.h_core = h_core_all[at_t];
       cf.y = step_ptr<T>(y, t);
-      const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
-      T* h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
+      const T* src = rm ? h_in_all[states.slot(t)] : cf.h;
+      T* h_in_next = rm && t + 1 < steps ? h_in_all[states.slot(t + 1)] : nullptr;
       if (t + 1 < steps) prefetch_units(xw_p + (t + 1) * B * G, B, G, H, gates, u0, nu);
       // Own units: gates, cells and h_core.
       for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
@@ -118,11 +112,9 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     }
   }
 
-  const int64_t last = store ? steps : steps % 2;
-  if (!store) return forward_results<T>(y, h0, c0, h_states[last], c_states[last], {});
-  Tensor h_in_saved = rm ? h_in_all.tensor : h_states.tensor.narrow(0, 0, steps);
-  return forward_results<T>(y, h0, c0, h_states[last], c_states[last],
-                            {xw, c_states.tensor.narrow(0, 0, steps), peep ? c_new_all.tensor : none(), phic_all.tensor,
+  if (!store) return states.results(y, h0, c0, {});
+  Tensor h_in_saved = rm ? h_in_all.tensor : states.h_prev();
+  return states.results(y, h0, c0, {xw, states.c_prev(), peep ? c_new_all.tensor : none(), phic_all.tensor,
                              h_in_saved, h_core_all.tensor});
 }
 
