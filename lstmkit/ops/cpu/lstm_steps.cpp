@@ -1,7 +1,10 @@
 // The LSTM family's time loops, fused: the C++ twin of lstmkit/ops/lstm_steps.py (same
-// arguments, same results; read that file for the equations and the shapes). Per step one
-// GEMM against the recurrent weight, then one pass over each batch row that applies the
-// gates, updates the cell and blends the state, with rows spread over the threads.
+// arguments, same results; read that file for the equations and the shapes). The entry points
+// below send float32 / float64 layers to the team loops (lstm_team*.cpp). The loop here is the
+// one for what they do not cover, bfloat16 weights and the layernorm cell with a projection:
+// per step one GEMM against the recurrent weight (gemm.cpp), then one pass over each batch row
+// that applies the gates, updates the cell and blends the state, rows spread over the threads.
+// The streaming step kernels are here too.
 #include "lstm_cell.h"
 
 namespace lstmkit {
