@@ -354,7 +354,7 @@ def test_plain_lstm_inference_through_onednn_matches_the_reference(kwargs, shape
 
 
 @pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
-@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
 @pytest.mark.parametrize("cell,H,B,masks,proj", [
     ("vanilla", 70, 13, True, 0), ("peephole", 33, 31, True, 0), ("cifg", 128, 7, False, 0),
     ("vanilla", 128, 7, False, 0), ("layernorm", 70, 13, True, 0), ("layernorm", 128, 7, False, 0),
@@ -365,7 +365,7 @@ def test_team_loops_match_the_reference_with_several_threads(threads, cell, H, B
     """The loops where threads own slices of the units (the GRU, every LSTM cell, and with a
     projection slices of its outputs too; the layer norms reduce across threads) run a team when a step has enough work:
     these sizes do, with hidden sizes that are not whole vector blocks, batches that are not whole
-    row blocks, and 1-3 threads (3 uneven slices). Outputs and every gradient against autograd
+    row blocks, and 1-4 threads (3: uneven slices; 4 with H=33: more threads than unit blocks). Outputs and every gradient against autograd
     through the float64 reference."""
     g = torch.Generator().manual_seed(H + B)
     T, I = 5, 9
@@ -413,3 +413,47 @@ def test_team_loops_match_the_reference_with_several_threads(threads, cell, H, B
     tol = LAYERNORM_FP32_TOL if cell == "layernorm" and dtype == torch.float32 else TOL[dtype]
     for a, b in zip(tuple(got) + grads, tuple(expected) + expected_grads):
         torch.testing.assert_close(a, b.to(dtype), **tol)
+
+
+@pytest.mark.parametrize("impl", implementations())
+@pytest.mark.parametrize("cell", ["vanilla", "layernorm", "gru"])
+def test_masks_that_broadcast_over_the_batch_match_the_reference(impl, cell):
+    """A recurrent mask of [1, P] and zoneout masks of [T, 1, N] (one draw shared by the batch)
+    broadcast as in the reference, through the team loops too (B=7, H=70)."""
+    g = torch.Generator().manual_seed(5)
+    T, B, I, H = 4, 7, 5, 70
+    gru = cell == "gru"
+    dtype = torch.float64
+    w = random_gru_weights(I, H, True, dtype, g) if gru else random_lstm_weights(cell, I, H, 0, True, dtype, g)
+    x = torch.randn(T, B, I, dtype=dtype, generator=g)
+    h0 = torch.randn(B, H, dtype=dtype, generator=g)
+    c0 = torch.randn(B, H, dtype=dtype, generator=g)
+    rmask = (torch.rand(1, H, generator=g) > 0.3).to(dtype) / 0.7
+    zh = (torch.rand(T, 1, H, generator=g) < 0.3).to(dtype)
+    zc = None if gru else (torch.rand(T, 1, H, generator=g) < 0.3).to(dtype)
+    keep_h, keep_c, out_mask = ops.step_masks(T, None, zh, zc, x)
+    steps = IMPLEMENTATIONS[impl][1 if gru else 0]
+    if gru:
+        got = GRUFunction.apply(x, h0, rmask, keep_h, out_mask, ("tanh", "sigmoid", steps), *w)
+        expected = reference.gru_from_weights(x, h0, w, recurrent_mask=rmask, zoneout_h=zh)
+    else:
+        got = LSTMFunction.apply(x, h0, c0, rmask, keep_h, keep_c, out_mask, (cell, "tanh", "sigmoid", steps), *w)
+        y, (h, c) = reference.lstm(x, h0, c0, w, cell, recurrent_mask=rmask, zoneout_h=zh, zoneout_c=zc)
+        expected = (y, h, c)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, **TOL[dtype])
+
+
+@pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
+def test_the_kernels_refuse_masks_smaller_than_they_read():
+    """Called directly, a loop checks its masks' shapes instead of reading past their end."""
+    ext = cpu.load()
+    T, B, H = 3, 4, 8
+    xw, h0, c0 = torch.randn(T, B, 4 * H), torch.zeros(B, H), torch.zeros(B, H)
+    w_hh = torch.randn(4 * H, H)
+    with pytest.raises(RuntimeError, match="recurrent mask"):
+        ext.lstm_forward_steps(xw, h0, c0, w_hh, None, None, None, None, None, None, None, None,
+                               torch.ones(1, H), None, None, None, "vanilla", "tanh", "sigmoid", False)
+    with pytest.raises(RuntimeError, match=r"expected a \[3, 4, 8\] mask"):
+        ext.lstm_forward_steps(xw, h0, c0, w_hh, None, None, None, None, None, None, None, None,
+                               None, torch.ones(T, 1, H), None, None, "vanilla", "tanh", "sigmoid", False)

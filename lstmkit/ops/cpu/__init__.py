@@ -106,10 +106,15 @@ def _dense(t):
     return None if t is None else t.contiguous()
 
 
-def _mask(m, size):
-    """A [T, B, 1 or N] mask (possibly a broadcast view) as a [T, B, N] view the kernel reads
-    by strides: no copy."""
-    return None if m is None else m.expand(m.shape[0], m.shape[1], size)
+def _mask(m, steps, batch, size):
+    """A [T, B, N] mask, or one that broadcasts to it ([T, B, 1], [T, 1, N], a scalar expanded),
+    as a [T, B, N] view the kernel reads by strides: no copy."""
+    return None if m is None else m.expand(steps, batch, size)
+
+
+def _rows(m, batch, size):
+    """The recurrent mask as the dense [B, N] the kernel reads (it may arrive as [1, N])."""
+    return None if m is None else m.expand(batch, size).contiguous()
 
 
 class _LSTMSteps:
@@ -118,23 +123,26 @@ class _LSTMSteps:
     @staticmethod
     def forward_steps(xw, h0, c0, w_hh, b_ih, b_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, ln_bias_c,
                       recurrent_mask, keep_h, keep_c, out_mask, cell, activation, recurrent_activation, store):
+        T, B = xw.shape[:2]
         P, H = h0.shape[-1], c0.shape[-1]
         out = load().lstm_forward_steps(
             xw, h0, c0, w_hh.contiguous(), _dense(b_ih), _dense(b_hh), _dense(w_hr), _dense(w_peep),
-            _dense(ln_gain_ih), _dense(ln_gain_hh), _dense(ln_gain_c), _dense(ln_bias_c), _dense(recurrent_mask),
-            _mask(keep_h, P), _mask(keep_c, H), out_mask, cell, activation, recurrent_activation, store)
+            _dense(ln_gain_ih), _dense(ln_gain_hh), _dense(ln_gain_c), _dense(ln_bias_c),
+            _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H), _mask(out_mask, T, B, 1),
+            cell, activation, recurrent_activation, store)
         return tuple(out)
 
     @staticmethod
     def backward_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
                        w_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, recurrent_mask, keep_h, keep_c,
                        out_mask, cell, activation, recurrent_activation):
+        T, B = gates.shape[:2]
         P, H = dh_T.shape[-1], dc_T.shape[-1]
         out = load().lstm_backward_steps(
             _dense(dy), dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
             w_hh.contiguous(), _dense(w_hr), _dense(w_peep), _dense(ln_gain_ih), _dense(ln_gain_hh),
-            _dense(ln_gain_c), _dense(recurrent_mask), _mask(keep_h, P), _mask(keep_c, H), out_mask, cell,
-            activation, recurrent_activation)
+            _dense(ln_gain_c), _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H),
+            _mask(out_mask, T, B, 1), cell, activation, recurrent_activation)
         return tuple(out)
 
 
@@ -143,17 +151,20 @@ class _GRUSteps:
 
     @staticmethod
     def forward_steps(xw, h0, w_hh, b_hh, recurrent_mask, keep_h, out_mask, activation, recurrent_activation, store):
+        T, B = xw.shape[:2]
         H = h0.shape[-1]
-        return tuple(load().gru_forward_steps(xw, h0, w_hh.contiguous(), _dense(b_hh), _dense(recurrent_mask),
-                                              _mask(keep_h, H), out_mask, activation, recurrent_activation, store))
+        return tuple(load().gru_forward_steps(xw, h0, w_hh.contiguous(), _dense(b_hh), _rows(recurrent_mask, B, H),
+                                              _mask(keep_h, T, B, H), _mask(out_mask, T, B, 1), activation,
+                                              recurrent_activation, store))
 
     @staticmethod
     def backward_steps(dy, dh_T, gates, gh_n, h_prev, w_hh, recurrent_mask, keep_h, out_mask,
                        activation, recurrent_activation):
+        T, B = gates.shape[:2]
         H = dh_T.shape[-1]
         return tuple(load().gru_backward_steps(_dense(dy), dh_T, gates, gh_n, h_prev, w_hh.contiguous(),
-                                               _dense(recurrent_mask), _mask(keep_h, H), out_mask, activation,
-                                               recurrent_activation))
+                                               _rows(recurrent_mask, B, H), _mask(keep_h, T, B, H),
+                                               _mask(out_mask, T, B, 1), activation, recurrent_activation))
 
 
 lstm_steps = _LSTMSteps()

@@ -215,6 +215,22 @@ inline void check_inputs(const char* fn, const Tensor& first, std::initializer_l
   }
 }
 
+// The masks the loops read for every step, row and unit: [T, B, N] by strides (broadcast views
+// are fine, cpu/__init__.py expands them), and the recurrent mask as a dense [B, N]. A smaller
+// tensor would be read past its end, so the shapes are checked here.
+inline void check_masks(const char* fn, int64_t T, int64_t B, const OptTensor& rmask, int64_t P,
+                        std::initializer_list<std::pair<const OptTensor*, int64_t>> step_masks) {
+  if (rmask && rmask->defined()) {
+    TORCH_CHECK(rmask->numel() == B * P && rmask->is_contiguous(), fn, ": expected a contiguous [", B, ", ", P,
+                "] recurrent mask, got ", rmask->sizes());
+  }
+  for (const auto& [m, N] : step_masks) {
+    if (!*m || !(*m)->defined()) continue;
+    TORCH_CHECK((*m)->dim() == 3 && (*m)->size(0) == T && (*m)->size(1) == B && (*m)->size(2) == N, fn,
+                ": expected a [", T, ", ", B, ", ", N, "] mask, got ", (*m)->sizes());
+  }
+}
+
 // ------------------------------------------------------------------ rows in parallel
 
 template <typename F> inline void for_rows(int64_t rows, int64_t work_per_row, const F& f) {

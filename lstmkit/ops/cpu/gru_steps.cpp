@@ -92,6 +92,8 @@ std::vector<Tensor> gru_forward_steps(Tensor xw, Tensor h0, Tensor w_hh, OptTens
                                       OptTensor keep_h, OptTensor out_mask, std::string act, std::string ract,
                                       bool store) {
   check_inputs("gru_forward_steps", xw, {&h0, &w_hh}, {&b_hh, &rmask, &keep_h, &out_mask});
+  check_masks("gru_forward_steps", xw.size(0), xw.size(1), rmask, h0.size(-1),
+              {{&keep_h, h0.size(-1)}, {&out_mask, 1}});
   if (w_hh.scalar_type() == xw.scalar_type()) {   // (a bfloat16 weight takes the per-step GEMM loop)
     return gru_team_forward(xw, h0, w_hh, b_hh, rmask, keep_h, out_mask, parse_act(act), parse_act(ract), store);
   }
@@ -104,6 +106,8 @@ std::vector<Tensor> gru_backward_steps(OptTensor dy, Tensor dh_T, Tensor gates, 
                                        Tensor w_hh, OptTensor rmask, OptTensor keep_h, OptTensor out_mask,
                                        std::string act, std::string ract) {
   check_inputs("gru_backward_steps", gates, {&dh_T, &gh_n, &h_prev, &w_hh}, {&dy, &rmask, &keep_h, &out_mask});
+  check_masks("gru_backward_steps", gates.size(0), gates.size(1), rmask, dh_T.size(-1),
+              {{&keep_h, dh_T.size(-1)}, {&out_mask, 1}});
   return gru_team_backward(dy, dh_T, gates, gh_n, h_prev, w_hh, rmask, keep_h, out_mask, parse_act(act),
                            parse_act(ract));
 }

@@ -31,12 +31,12 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
   T* xw_p = xw.data_ptr<T>();
   const GruForward<T> base{G, H, act, ract, ptr_or_null<T>(b_hh), rm, Mask<T>(keep_h_t), Mask<T>(out_mask_t)};
   const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, H}});
-  const int team = team_size(blocks, B * G * H);
-  Tensor gathered = at::empty({team, B, H}, opts);   // each thread's copy of the active rows' input
+  const Team team = team_size(blocks, B * G * H);
+  Tensor gathered = at::empty({team.threads, B, H}, opts);   // each thread's copy of the active rows' input
 
-#pragma omp parallel num_threads(team)
+#pragma omp parallel num_threads(team.threads)
   {
-    const Slice own(blocks, omp_get_thread_num(), omp_get_num_threads());
+    const Slice own(blocks, omp_get_thread_num(), team_workers(team));
     const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
     T* gather = gathered.data_ptr<T>() + omp_get_thread_num() * B * H;
     pack_gate_panels(w, H, H, kGates, own.first, own.last, pan);
@@ -104,8 +104,8 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   Tensor d_gx = at::empty({steps, B, G}, opts), d_gh = at::empty({steps, B, G}, opts);
   Tensor dh = dh_T.clone();
   Tensor panels = at::empty({blocks * G * L}, opts);
-  const int team = team_size(blocks, B * G * H);
-  Tensor a_pack = at::empty({team, B, G}, opts);
+  const Team team = team_size(blocks, B * G * H);
+  Tensor a_pack = at::empty({team.threads, B, G}, opts);
   T* pan = panels.data_ptr<T>();
   const T* w = w_hh.data_ptr<T>();
   const T* rm = ptr_or_null<T>(rmask);
@@ -113,9 +113,9 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, H}});
   base.dh = dh.data_ptr<T>();
 
-#pragma omp parallel num_threads(team)
+#pragma omp parallel num_threads(team.threads)
   {
-    const Slice own(blocks, omp_get_thread_num(), omp_get_num_threads());
+    const Slice own(blocks, omp_get_thread_num(), team_workers(team));
     const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
     pack_column_panels(w, G, H, own.first, own.last, pan);
     T* a_packed = a_pack.data_ptr<T>() + omp_get_thread_num() * B * G;

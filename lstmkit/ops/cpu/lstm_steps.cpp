@@ -401,6 +401,8 @@ std::vector<Tensor> lstm_forward_steps(Tensor xw, Tensor h0, Tensor c0, Tensor w
   check_inputs("lstm_forward_steps", xw, {&h0, &c0, &w_hh},
                {&b_ih, &b_hh, &w_hr, &w_peep, &ln_gain_ih, &ln_gain_hh, &ln_gain_c, &ln_bias_c, &rmask, &keep_h,
                 &keep_c, &out_mask});
+  check_masks("lstm_forward_steps", xw.size(0), xw.size(1), rmask, h0.size(-1),
+              {{&keep_h, h0.size(-1)}, {&keep_c, c0.size(-1)}, {&out_mask, 1}});
   if (team_ln_fits(w_hh, w_hr, cell, xw.scalar_type())) {
     return lstm_team_ln_forward(xw, h0, c0, w_hh, b_ih, b_hh, ln_gain_ih, ln_gain_hh, ln_gain_c, ln_bias_c, rmask,
                                 keep_h, keep_c, out_mask, parse_act(act), parse_act(ract), store);
@@ -430,6 +432,8 @@ std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, 
   check_inputs("lstm_backward_steps", gates, {&dh_T, &dc_T, &c_prev, &phic, &w_hh},
                {&dy, &c_new, &x_hat, &x_rstd, &h_hat, &h_rstd, &c_hat, &c_rstd, &w_hr, &w_peep, &ln_gain_ih,
                 &ln_gain_hh, &ln_gain_c, &rmask, &keep_h, &keep_c, &out_mask});
+  check_masks("lstm_backward_steps", gates.size(0), gates.size(1), rmask, dh_T.size(-1),
+              {{&keep_h, dh_T.size(-1)}, {&keep_c, dc_T.size(-1)}, {&out_mask, 1}});
   if (team_ln_fits(w_hh, w_hr, cell, gates.scalar_type())) {
     return lstm_team_ln_backward(dy, dh_T, dc_T, gates, c_prev, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
                                  w_hh, ln_gain_ih, ln_gain_hh, ln_gain_c, rmask, keep_h, keep_c, out_mask,

@@ -45,12 +45,12 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   const CellForward<T> base{G, H, P, cell, act, ract, /*proj=*/false, ptr_or_null<T>(w_peep), nullptr, nullptr,
                             rm, Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
   const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, P}, {&base.keep_c, H}});
-  const int team = team_size(blocks, B * G * P);
-  Tensor gathered = at::empty({team, B, P}, opts);   // each thread's copy of the active rows' input
+  const Team team = team_size(blocks, B * G * P);
+  Tensor gathered = at::empty({team.threads, B, P}, opts);   // each thread's copy of the active rows' input
 
-#pragma omp parallel num_threads(team)
+#pragma omp parallel num_threads(team.threads)
   {
-    const Slice own(blocks, omp_get_thread_num(), omp_get_num_threads());
+    const Slice own(blocks, omp_get_thread_num(), team_workers(team));
     const int64_t own_u0 = own.first * L, own_units = std::min(H, own.last * L) - own_u0;
     T* gather = gathered.data_ptr<T>() + omp_get_thread_num() * B * P;
     pack_gate_panels(w, H, P, gates, own.first, own.last, pan);
@@ -123,8 +123,8 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts), dphi = at::empty({B, H}, opts);
   Tensor panels = at::empty({blocks * G * L}, opts);
-  const int team = team_size(blocks, B * G * P);
-  Tensor a_pack = at::empty({team, B, G}, opts);
+  const Team team = team_size(blocks, B * G * P);
+  Tensor a_pack = at::empty({team.threads, B, G}, opts);
   const Mask<T> keep_h(keep_h_t), keep_c(keep_c_t), out_mask(out_mask_t);
   const ActiveRows active = active_rows<T>(steps, B, out_mask, {{&keep_h, P}, {&keep_c, H}});
   T* pan = panels.data_ptr<T>();
@@ -138,9 +138,9 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   base.dcn = dcn.data_ptr<T>();
   base.dphi = dphi.data_ptr<T>();
 
-#pragma omp parallel num_threads(team)
+#pragma omp parallel num_threads(team.threads)
   {
-    const Slice own(blocks, omp_get_thread_num(), omp_get_num_threads());
+    const Slice own(blocks, omp_get_thread_num(), team_workers(team));
     pack_column_panels(w, G, P, own.first, own.last, pan);
     const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
     CellBackward<T> cb = base;

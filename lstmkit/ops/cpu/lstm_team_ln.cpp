@@ -82,18 +82,18 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   T* x_hat = store ? x_hat_all[0] : xw_p;
   const T *bi = ptr_or_null<T>(b_ih), *bh = ptr_or_null<T>(b_hh);
   const T *g_ih = gain_ih_t.data_ptr<T>(), *g_hh = gain_hh_t.data_ptr<T>();
-  const int team = team_size(blocks, B * G * P);
+  const Team team = team_size(blocks, B * G * P);
   // [thread][row] partial moments of the recurrent norm's and the cells' norm's rows: two
   // buffers, since a thread may start filling the second while the others still read the first.
-  std::vector<Moments> partial_h(size_t(team) * B), partial_c(size_t(team) * B);
+  std::vector<Moments> partial_h(size_t(team.threads) * B), partial_c(size_t(team.threads) * B);
   CellForward<T> base{G, H, P, Cell::LayerNorm, act, ract, /*proj=*/false, nullptr, gain_c_t.data_ptr<T>(),
                       bias_c_t.data_ptr<T>(), rm, Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
   base.c_new = c_new_all[0];
 
-#pragma omp parallel num_threads(team)
+#pragma omp parallel num_threads(team.threads)
   {
     const int tid = omp_get_thread_num(), size = omp_get_num_threads();
-    const Slice own(blocks, tid, size);
+    const Slice own(blocks, tid, team_workers(team));
     const int64_t u0 = own.first * L, units = std::max<int64_t>(0, std::min(H, own.last * L) - u0);
     pack_gate_panels(w, H, P, kGates, own.first, own.last, pan);
     for (int64_t row = steps * B * tid / size; row < steps * B * (tid + 1) / size; ++row) {
@@ -223,10 +223,10 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts);
   Tensor panels = at::empty({blocks * G * L}, opts);
-  const int team = team_size(blocks, B * G * P);
-  Tensor a_pack = at::empty({team, B, G}, opts);
+  const Team team = team_size(blocks, B * G * P);
+  Tensor a_pack = at::empty({team.threads, B, G}, opts);
   using Sums = std::pair<double, double>;            // [thread][row], one buffer per norm (see forward)
-  std::vector<Sums> partial_c(size_t(team) * B), partial_h(size_t(team) * B);
+  std::vector<Sums> partial_c(size_t(team.threads) * B), partial_h(size_t(team.threads) * B);
   std::vector<int64_t> all_rows(B);
   for (int64_t b = 0; b < B; ++b) all_rows[b] = b;
   T* pan = panels.data_ptr<T>();
@@ -240,10 +240,10 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   base.dc = dc.data_ptr<T>();
   base.dcn = dcn.data_ptr<T>();
 
-#pragma omp parallel num_threads(team)
+#pragma omp parallel num_threads(team.threads)
   {
     const int tid = omp_get_thread_num(), size = omp_get_num_threads();
-    const Slice own(blocks, tid, size);
+    const Slice own(blocks, tid, team_workers(team));
     const int64_t u0 = own.first * L, units = std::max<int64_t>(0, std::min(H, own.last * L) - u0);
     pack_column_panels(w, G, P, own.first, own.last, pan);
     T* a_packed = a_pack.data_ptr<T>() + tid * B * G;

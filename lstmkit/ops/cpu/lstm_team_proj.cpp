@@ -36,16 +36,16 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   const Tensor w_hr_t = w_hr.t().contiguous();   // [H, P]: the projection's columns are outputs
   Tensor gate_panels = at::empty({unit_blocks * P * gates * L}, opts);
   Tensor out_panels = at::empty({out_blocks * H * L}, opts);
-  const int team = team_size(unit_blocks, B * G * P);
-  Tensor a_pack = at::empty({team, B, H}, opts);
+  const Team team = team_size(unit_blocks, B * G * P);
+  Tensor a_pack = at::empty({team.threads, B, H}, opts);
   T *gp = gate_panels.data_ptr<T>(), *op = out_panels.data_ptr<T>(), *xw_p = xw.data_ptr<T>();
   const CellForward<T> base{G, H, P, cell, act, ract, /*proj=*/true, ptr_or_null<T>(w_peep), nullptr, nullptr,
                             rm, Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
 
-#pragma omp parallel num_threads(team)
+#pragma omp parallel num_threads(team.threads)
   {
-    const int tid = omp_get_thread_num(), size = omp_get_num_threads();
-    const Slice units(unit_blocks, tid, size), outs(out_blocks, tid, size);
+    const int tid = omp_get_thread_num();
+    const Slice units(unit_blocks, tid, team_workers(team)), outs(out_blocks, tid, team_workers(team));
     const int64_t u0 = units.first * L, nu = std::max<int64_t>(0, std::min(H, units.last * L) - u0);
     const int64_t p0 = outs.first * L, np = std::max<int64_t>(0, std::min(P, outs.last * L) - p0);
     pack_gate_panels(w_hh.data_ptr<T>(), H, P, gates, units.first, units.last, gp);
@@ -131,8 +131,8 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts), dphi = at::empty({B, H}, opts);
   Tensor hh_panels = at::empty({out_blocks * G * L}, opts), hr_panels = at::empty({unit_blocks * P * L}, opts);
-  const int team = team_size(unit_blocks, B * G * P);
-  Tensor a_pack = at::empty({team, B, std::max(G, P)}, opts);
+  const Team team = team_size(unit_blocks, B * G * P);
+  Tensor a_pack = at::empty({team.threads, B, std::max(G, P)}, opts);
   const T* rm = ptr_or_null<T>(rmask);
   T *dh_p = dh.data_ptr<T>(), *hhp = hh_panels.data_ptr<T>(), *hrp = hr_panels.data_ptr<T>();
   CellBackward<T> base{B, G, H, P, cell, act, ract, ptr_or_null<T>(w_peep), nullptr, ptr_or_null<T>(dy_t),
@@ -142,10 +142,10 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   base.dcn = dcn.data_ptr<T>();
   base.dphi = dphi.data_ptr<T>();
 
-#pragma omp parallel num_threads(team)
+#pragma omp parallel num_threads(team.threads)
   {
-    const int tid = omp_get_thread_num(), size = omp_get_num_threads();
-    const Slice units(unit_blocks, tid, size), outs(out_blocks, tid, size);
+    const int tid = omp_get_thread_num();
+    const Slice units(unit_blocks, tid, team_workers(team)), outs(out_blocks, tid, team_workers(team));
     const int64_t u0 = units.first * L, nu = std::max<int64_t>(0, std::min(H, units.last * L) - u0);
     const int64_t p0 = outs.first * L, np = std::max<int64_t>(0, std::min(P, outs.last * L) - p0);
     pack_column_panels(w_hh.data_ptr<T>(), G, P, outs.first, outs.last, hhp);

@@ -137,6 +137,7 @@ template <typename T>
 void add_product_columns(const T* a, const int64_t* rows_of, int64_t n, int64_t K, const T* panels, int64_t first,
                          int64_t last, int64_t N, const T* mask, T* a_packed, T* out) {
   constexpr int64_t L = Simd<T>::lanes;
+  if (first >= last) return;                     // a thread that owns no columns
   alignas(64) T sums[kPanelRows * kPanelVecs * L];
   for (int64_t r0 = 0; r0 < n; r0 += kPanelRows) {
     const int64_t rows = std::min(kPanelRows, n - r0);

@@ -17,9 +17,19 @@ namespace lstmkit {
 // costs more than the thread saves.
 constexpr int64_t kMinTeamWork = int64_t(1) << 17;
 
-inline int team_size(int64_t blocks, int64_t work_per_step) {
-  if (work_per_step < kMinTeamWork) return 1;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), blocks)));
+// The threads a team loop's parallel region opens, and how many of them own units. The region
+// opens the whole pool once it uses more than one thread: a smaller num_threads makes the GNU
+// runtime end pool threads that ATen's next parallel op then starts again (PyTorch issue
+// #32008). Threads beyond `workers` own nothing and only meet the barriers.
+struct Team {
+  int threads, workers;
+};
+
+inline Team team_size(int64_t blocks, int64_t work_per_step) {
+  if (work_per_step < kMinTeamWork) return {1, 1};
+  const int pool = at::get_num_threads();
+  const int workers = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool, blocks)));
+  return {workers > 1 ? pool : 1, workers};
 }
 
 // Asks for the next step's input part of a thread's units (gate g of units u0 .. u0 + n of each
@@ -34,11 +44,16 @@ inline void prefetch_units(const T* step, int64_t B, int64_t G, int64_t H, int64
   }
 }
 
-// The blocks [first, last) that thread tid of a team owns.
+// The blocks [first, last) that thread tid owns, of `blocks` shared among the first `workers`
+// threads of the region (at most the team's workers, fewer if the runtime gave fewer threads).
 struct Slice {
   int64_t first, last;
-  Slice(int64_t blocks, int tid, int team) : first(blocks * tid / team), last(blocks * (tid + 1) / team) {}
+  Slice(int64_t blocks, int tid, int workers)
+      : first(tid < workers ? blocks * tid / workers : blocks),
+        last(tid < workers ? blocks * (tid + 1) / workers : blocks) {}
 };
+
+inline int team_workers(const Team& team) { return std::min(omp_get_num_threads(), team.workers); }
 
 // Per step, the batch rows still inside their sequence. A row past its end (output masked to
 // zero, every state carried unchanged: what lengths make of it) has nothing to compute, so the
