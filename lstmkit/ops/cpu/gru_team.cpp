@@ -32,13 +32,15 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
   const GruForward<T> base{G, H, act, ract, ptr_or_null<T>(b_hh), rm, Mask<T>(keep_h_t), Mask<T>(out_mask_t)};
   const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, H}});
   const Team team = team_size(blocks, B * G * H);
-  Tensor gathered = at::empty({team.threads, B, H}, opts);   // each thread's copy of the active rows' input
+  // Each thread's copy of the active rows' input, when some row ends early.
+  const bool ragged = active.ragged();
+  Tensor gathered = ragged ? at::empty({team.threads, B, H}, opts) : Tensor();
 
 #pragma omp parallel num_threads(team.threads)
   {
     const Slice own(blocks, omp_get_thread_num(), team_workers(team));
     const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
-    T* gather = gathered.data_ptr<T>() + omp_get_thread_num() * B * H;
+    T* gather = ragged ? gathered.data_ptr<T>() + omp_get_thread_num() * B * H : nullptr;
     pack_gate_panels(w, H, H, kGates, own.first, own.last, pan);
     GruForward<T> cf = base;
     cf.gh = gh[0];

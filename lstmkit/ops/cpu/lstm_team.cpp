@@ -46,13 +46,15 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
                             rm, Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
   const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, P}, {&base.keep_c, H}});
   const Team team = team_size(blocks, B * G * P);
-  Tensor gathered = at::empty({team.threads, B, P}, opts);   // each thread's copy of the active rows' input
+  // Each thread's copy of the active rows' input, when some row ends early.
+  const bool ragged = active.ragged();
+  Tensor gathered = ragged ? at::empty({team.threads, B, P}, opts) : Tensor();
 
 #pragma omp parallel num_threads(team.threads)
   {
     const Slice own(blocks, omp_get_thread_num(), team_workers(team));
     const int64_t own_u0 = own.first * L, own_units = std::min(H, own.last * L) - own_u0;
-    T* gather = gathered.data_ptr<T>() + omp_get_thread_num() * B * P;
+    T* gather = ragged ? gathered.data_ptr<T>() + omp_get_thread_num() * B * P : nullptr;
     pack_gate_panels(w, H, P, gates, own.first, own.last, pan);
     CellForward<T> cf = base;
     if (rm) {

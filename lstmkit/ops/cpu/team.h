@@ -63,6 +63,9 @@ struct ActiveRows {
   std::vector<int64_t> rows;      // [T][B]: step t's active rows first, in order
   std::vector<int64_t> count;     // [T]
   const int64_t* of(int64_t t) const { return rows.data() + t * batch; }
+  bool ragged() const {           // some row ends before the last step
+    return std::any_of(count.begin(), count.end(), [&](int64_t n) { return n < batch; });
+  }
 };
 
 // keeps: the state masks ([T, B, N] by strides, each with its width N) that must be 1 in a
