@@ -32,15 +32,12 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
   const GruForward<T> base{G, H, act, ract, ptr_or_null<T>(b_hh), rm, Mask<T>(keep_h_t), Mask<T>(out_mask_t)};
   const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, H}});
   const Team team = team_size(blocks, B * G * H);
-  // Each thread's copy of the active rows' input, when some row ends early.
-  const bool ragged = active.ragged();
-  Tensor gathered = ragged ? at::empty({team.threads, B, H}, opts) : Tensor();
+  const ActiveInput<T> input(active, team.threads, H, opts);
 
 #pragma omp parallel num_threads(team.threads)
   {
     const Slice own(blocks, omp_get_thread_num(), team_workers(team));
     const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
-    T* gather = ragged ? gathered.data_ptr<T>() + omp_get_thread_num() * B * H : nullptr;
     pack_gate_panels(w, H, H, kGates, own.first, own.last, pan);
     GruForward<T> cf = base;
     cf.gh = gh[0];
@@ -64,11 +61,10 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
       if (t + 1 < steps) prefetch_units(xw_p + (t + 1) * B * G, B, G, H, kGates, u0, units);
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
-      if (n_rows < B) {                           // rows past their end: carried; the rest gathered
-        if (units > 0) for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) { cf.carry(b, u0, units); });
-        for (int64_t i = 0; i < n_rows; ++i) std::memcpy(gather + i * H, src + rows_of[i] * H, sizeof(T) * H);
-        src = gather;
+      if (n_rows < B && units > 0) {              // rows past their end: carried
+        for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) { cf.carry(b, u0, units); });
       }
+      src = input.rows(src, t, omp_get_thread_num());   // the others, side by side
       for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
         const int64_t rows = std::min(kPanelRows, n_rows - r0);
         for (int64_t ub = own.first; ub < own.last; ++ub) {   // gh = W_hh h_in, own units' columns

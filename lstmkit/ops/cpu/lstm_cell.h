@@ -224,6 +224,16 @@ template <typename T> struct CellBackward {
   T* dphi;               // [B, H] dL/d phi's input (layernorm: the step of d_c_norm)
   const T *c_hat, *c_rstd;
 
+  // Points at step t of the saved gates, phic and c_prev and of d_pre, each [T, B, *].
+  void point(int64_t step, const Tensor& gates, const Tensor& phic_all, const Tensor& c_prev_all,
+             const Tensor& d_pre_all) {
+    t = step;
+    g = step_ptr<T>(gates, step);
+    phic = step_ptr<T>(phic_all, step);
+    c_prev = step_ptr<T>(c_prev_all, step);
+    d_pre = step_ptr<T>(d_pre_all, step);
+  }
+
   // dh_t (carried, plus dy_t) splits into the part that reaches h~_t (dh_new) and the part that
   // zoneout or lengths keep (left in dh for dh_{t-1}).
   void split_dh(T* dh, T* dh_new, int64_t b, int64_t u0, int64_t n) const {

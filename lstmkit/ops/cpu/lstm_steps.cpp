@@ -200,15 +200,12 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   cb.dcn = dcn_buf.data_ptr<T>();
 
   for (int64_t t = steps - 1; t >= 0; --t) {
-    cb.t = t;
+    cb.point(t, gates, phic, c_prev, d_pre);
     T* dh_new = proj ? step_ptr<T>(dh_new_all, t) : dm;
     for_rows(B, P, [&](int64_t b) { cb.split_dh(dh_p, dh_new, b, 0, P); });
     if (proj) gemm_hr->run(dh_new, P, T(0), dm, H);   // dm = dh~ W_hr
 
-    cb.g = step_ptr<T>(gates, t);
-    cb.phic = step_ptr<T>(phic, t);
-    cb.c_prev = step_ptr<T>(c_prev, t);
-    T* dpre_t = cb.d_pre = step_ptr<T>(d_pre, t);
+    T* dpre_t = cb.d_pre;
     cb.dphi = ln ? step_ptr<T>(d_c_norm, t) : dphi_buf.data_ptr<T>();
     cb.c_hat = ln ? step_ptr<T>(c_hat, t) : nullptr;
     cb.c_rstd = ln ? step_ptr<T>(c_rstd, t) : nullptr;

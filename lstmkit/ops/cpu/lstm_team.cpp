@@ -46,15 +46,12 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
                             rm, Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
   const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, P}, {&base.keep_c, H}});
   const Team team = team_size(blocks, B * G * P);
-  // Each thread's copy of the active rows' input, when some row ends early.
-  const bool ragged = active.ragged();
-  Tensor gathered = ragged ? at::empty({team.threads, B, P}, opts) : Tensor();
+  const ActiveInput<T> input(active, team.threads, P, opts);
 
 #pragma omp parallel num_threads(team.threads)
   {
     const Slice own(blocks, omp_get_thread_num(), team_workers(team));
     const int64_t own_u0 = own.first * L, own_units = std::min(H, own.last * L) - own_u0;
-    T* gather = ragged ? gathered.data_ptr<T>() + omp_get_thread_num() * B * P : nullptr;
     pack_gate_panels(w, H, P, gates, own.first, own.last, pan);
     CellForward<T> cf = base;
     if (rm) {
@@ -77,11 +74,10 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
       if (t + 1 < steps) prefetch_units(xw_p + (t + 1) * B * G, B, G, H, gates, own_u0, own_units);
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
-      if (n_rows < B) {                           // rows past their end: carried; the rest gathered
-        if (own_units > 0) for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) { cf.carry(b, own_u0, own_units); });
-        for (int64_t i = 0; i < n_rows; ++i) std::memcpy(gather + i * P, src + rows_of[i] * P, sizeof(T) * P);
-        src = gather;
+      if (n_rows < B && own_units > 0) {              // rows past their end: carried
+        for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) { cf.carry(b, own_u0, own_units); });
       }
+      src = input.rows(src, t, omp_get_thread_num());   // the others, side by side
       // Blocks in chunks whose panels fit the core's cache together; the cell update then runs
       // over the chunk's units at once (short loops cost more per unit than long ones).
       for (int64_t c0 = own.first; c0 < own.last; c0 += kChunkBlocks) {
@@ -148,11 +144,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     CellBackward<T> cb = base;
     T* a_packed = a_pack.data_ptr<T>() + omp_get_thread_num() * B * G;
     for (int64_t t = steps - 1; t >= 0; --t) {
-      cb.t = t;
-      cb.g = step_ptr<T>(gates, t);
-      cb.phic = step_ptr<T>(phic, t);
-      cb.c_prev = step_ptr<T>(c_prev, t);
-      cb.d_pre = step_ptr<T>(d_pre, t);
+      cb.point(t, gates, phic, c_prev, d_pre);
       if (t > 0) {                                // the previous step's saved values, fetched meanwhile
         prefetch_units(step_ptr<T>(gates, t - 1), B, G, H, G / H, u0, units);
         prefetch_units(step_ptr<T>(c_prev, t - 1), B, H, H, 1, u0, units);

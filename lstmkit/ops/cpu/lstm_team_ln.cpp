@@ -257,11 +257,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     };
     CellBackward<T> cb = base;
     for (int64_t t = steps - 1; t >= 0; --t) {
-      cb.t = t;
-      cb.g = step_ptr<T>(gates, t);
-      cb.phic = step_ptr<T>(phic, t);
-      cb.c_prev = step_ptr<T>(c_prev, t);
-      cb.d_pre = step_ptr<T>(d_pre, t);
+      cb.point(t, gates, phic, c_prev, d_pre);
       cb.dphi = step_ptr<T>(d_c_norm, t);
       const T* ch = step_ptr<T>(c_hat, t);
       const T* hh = step_ptr<T>(h_hat, t);

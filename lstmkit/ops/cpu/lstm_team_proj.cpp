@@ -155,11 +155,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     for (int64_t b = 0; b < B; ++b) all_rows[b] = b;
     CellBackward<T> cb = base;
     for (int64_t t = steps - 1; t >= 0; --t) {
-      cb.t = t;
-      cb.g = step_ptr<T>(gates, t);
-      cb.phic = step_ptr<T>(phic, t);
-      cb.c_prev = step_ptr<T>(c_prev, t);
-      cb.d_pre = step_ptr<T>(d_pre, t);
+      cb.point(t, gates, phic, c_prev, d_pre);
       T* dh_new = step_ptr<T>(dh_new_all, t);
       if (np > 0) {
         for (int64_t b = 0; b < B; ++b) cb.split_dh(dh_p, dh_new, b, p0, np);

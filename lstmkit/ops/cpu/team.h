@@ -95,6 +95,30 @@ ActiveRows active_rows(int64_t steps, int64_t B, const Mask<T>& out_mask,
   return a;
 }
 
+// Each thread's copy of a step's active rows of the recurrent input, so that the product reads
+// them as one dense block; allocated only when some row ends early.
+template <typename T> class ActiveInput {
+ public:
+  ActiveInput(const ActiveRows& active, int threads, int64_t width, const at::TensorOptions& opts)
+      : active_(active), width_(width),
+        buffer_(active.ragged() ? at::empty({threads, active.batch, width}, opts) : Tensor()) {}
+
+  // src [B, width] itself when every row runs at step t, else its active rows, gathered.
+  const T* rows(const T* src, int64_t t, int tid) const {
+    const int64_t n = active_.count[t];
+    if (n == active_.batch) return src;
+    T* out = buffer_.data_ptr<T>() + tid * active_.batch * width_;
+    const int64_t* list = active_.of(t);
+    for (int64_t i = 0; i < n; ++i) std::memcpy(out + i * width_, src + list[i] * width_, sizeof(T) * width_);
+    return out;
+  }
+
+ private:
+  const ActiveRows& active_;
+  int64_t width_;
+  Tensor buffer_;
+};
+
 // Calls f(b) for the rows of 0..B-1 missing from the sorted list `active` of n rows.
 template <typename F> void for_inactive_rows(int64_t B, const int64_t* active, int64_t n, const F& f) {
   int64_t i = 0;
