@@ -182,7 +182,8 @@ STEP_CASES = [
     ("LSTM", dict()), ("LSTM", dict(cell="peephole", num_layers=2)), ("LSTM", dict(cell="cifg", proj_size=3)),
     ("LSTM", dict(cell="layernorm", num_layers=3, proj_size=2, activation="relu")),
     ("GRU", dict()), ("GRU", dict(num_layers=2, recurrent_activation="hard_sigmoid")),
-    # the streaming kernel for a few rows: unit blocks of 32 (70 = 2 full blocks and a part), cifg's 3 gates
+    # the streaming kernel for a few rows: unit blocks of one vector (float64 on AVX-512: 8 units, so 70 = 8
+    # full blocks and a part), cifg's 3 gates
     ("LSTM", dict(hidden=70)), ("LSTM", dict(cell="cifg", hidden=70)), ("LSTM", dict(cell="peephole", hidden=33)),
     ("LSTM", dict(activation="relu", recurrent_activation="hard_sigmoid", bias=False)),
 ]
@@ -206,11 +207,12 @@ def test_step_equals_forward(mode, kwargs, batch):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg"])
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "gru"])
 @pytest.mark.parametrize("batch", [1, 4])
 def test_streaming_kernel_in_float32_matches_the_float64_reference(cell, batch):
     torch.manual_seed(1)
-    layer = lnn.LSTM(24, 80, cell=cell).eval()
+    layer = lnn.GRU(24, 80) if cell == "gru" else lnn.LSTM(24, 80, cell=cell)
+    layer.eval()
     x = torch.randn(6, batch, 24)
     with torch.no_grad():
         want, _ = ops_reference_forward(layer.double(), x.double())
@@ -242,6 +244,63 @@ def test_step_unbatched_batch_first_and_with_gradient():
     g_step = torch.autograd.grad(torch.stack(outs).sum(), x)[0]
     g_full = torch.autograd.grad(layer(x)[0].sum(), x)[0]
     torch.testing.assert_close(g_step, g_full, atol=1e-12, rtol=0)
+
+
+def _stream(layer, x):
+    """The outputs of step() over x [T, B, I], stacked."""
+    state, outs = None, []
+    for t in range(x.shape[0]):
+        out, state = layer.step(x[t], state)
+        outs.append(out)
+    return torch.stack(outs)
+
+
+def test_step_sees_every_change_to_the_layer():
+    """step() keeps the weights it reads between calls: each way of changing the layer must
+    reach it, checked against forward() after each change."""
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    layer = lnn.LSTM(4, 6, dropout=0.5, num_layers=2).double().eval()
+    x = torch.randn(5, 2, 4, dtype=torch.float64)
+
+    def agrees():
+        with torch.no_grad():
+            torch.testing.assert_close(_stream(layer, x), layer(x)[0], atol=1e-12, rtol=0)
+
+    agrees()
+    with torch.no_grad():
+        layer.weight_hh_l0.data = torch.randn(24, 6, dtype=torch.float64)       # .data swap
+        agrees()
+        layer.weight_ih_l1.mul_(2)                                             # in place
+        agrees()
+    layer.weight_hh_l1 = torch.nn.Parameter(torch.randn(24, 6, dtype=torch.float64))   # a new Parameter
+    agrees()
+    layer.load_state_dict({k: v * 0.5 for k, v in layer.state_dict().items()})
+    agrees()
+    layer.load_state_dict({k: v + 0.1 for k, v in layer.state_dict().items()}, assign=True)
+    agrees()
+    layer.float().double()                                                       # to(): .data swapped
+    agrees()
+    torch.__future__.set_overwrite_module_params_on_conversion(True)
+    try:
+        layer.half().double()                                                    # to(): new Parameters
+    finally:
+        torch.__future__.set_overwrite_module_params_on_conversion(False)
+    agrees()
+    layer.train()                     # dropout between layers: step() draws masks through forward()
+    torch.manual_seed(3)
+    with torch.no_grad():
+        out, _ = layer.step(x[0])
+    torch.manual_seed(3)
+    with torch.no_grad():
+        want = layer(x[:1])[0][0]
+    torch.testing.assert_close(out, want, atol=1e-12, rtol=0)
+    layer.eval()
+    for twin in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        with torch.no_grad():
+            torch.testing.assert_close(_stream(twin, x), _stream(layer, x), atol=0, rtol=0)
 
 
 def test_step_refuses_bidirectional_and_bad_input():

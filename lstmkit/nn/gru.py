@@ -58,9 +58,8 @@ class GRU(RecurrentLayer):
     def _extra_parameters(self) -> dict:
         return {}
 
-    def _step_layer(self, x: Tensor, state, layer: int):
-        return (ops.gru_step(x, state[0], self.weights(layer), activation=self.activation,
-                             recurrent_activation=self.recurrent_activation),)
+    def _step_kernel(self, device, dtype):
+        return ops.gru_step_kernel(device, dtype, self.activation, self.recurrent_activation)
 
     def _run_direction(self, x: Tensor, state, layer: int, direction: int, lengths: Optional[Tensor], record):
         T, B, _ = x.shape

@@ -99,9 +99,8 @@ class LSTM(RecurrentLayer):
         else:
             nn.init.zeros_(param)
 
-    def _step_layer(self, x: Tensor, state, layer: int):
-        return ops.lstm_step(x, *state, self.weights(layer), cell=self.cell, activation=self.activation,
-                             recurrent_activation=self.recurrent_activation)
+    def _step_kernel(self, device, dtype):
+        return ops.lstm_step_kernel(device, dtype, self.cell, self.activation, self.recurrent_activation)
 
     def _run_direction(self, x: Tensor, state, layer: int, direction: int, lengths: Optional[Tensor], record):
         T, B, _ = x.shape

@@ -7,7 +7,7 @@ A subclass says how many state tensors it carries and runs one layer-direction t
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,16 @@ from .checks import check_float_tensor, check_input, check_lengths, check_state
 from .sequences import repack, reverse_index, reverse_sequences, unpack
 
 
+class _StreamPlan(NamedTuple):
+    """What step() reads on every call, gathered once: the parameters' dtype, the state sizes,
+    the step kernel with its options bound, and each layer's weights in the kernel's order."""
+
+    dtype: torch.dtype
+    sizes: tuple[int, ...]
+    kernel: Callable
+    weights: tuple[tuple[Optional[Tensor], ...], ...]
+
+
 def _check_rate(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
@@ -28,7 +38,7 @@ def _check_rate(name: str, value: float) -> float:
 class RecurrentLayer(nn.Module):
     """Base of lstmkit.nn.LSTM / GRU. Subclasses set `state_names`, `weights_type` and
     `weight_fields` (parameter names in the op's order) and implement `_gate_rows`,
-    `_extra_parameters`, `_run_direction`, `_step_layer` and `_state_sizes`."""
+    `_extra_parameters`, `_run_direction`, `_step_kernel` and `_state_sizes`."""
 
     state_names: tuple[str, ...] = ()
     weights_type: type = tuple
@@ -155,10 +165,11 @@ class RecurrentLayer(nn.Module):
         dropout, recurrent dropout or zoneout) each layer is one call into the fused kernel;
         otherwise the step runs through forward(), drawing fresh dropout masks each call.
         """
+        plan = self.__dict__.get("_stream") or self._plan_stream()
         if self.bidirectional:
             raise ValueError("step() runs forward in time, but a bidirectional layer needs the whole sequence: "
                              "call forward() instead")
-        check_float_tensor("input", input, self._dtype())
+        check_float_tensor("input", input, plan.dtype)
         if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
             raise ValueError(f"step() takes one step of input, [batch, {self.input_size}] or [{self.input_size}], "
                              f"got shape {tuple(input.shape)}")
@@ -170,20 +181,54 @@ class RecurrentLayer(nn.Module):
             output, new_state = self.forward(seq, state)
             output = output.select(1 if self.batch_first else 0, 0)
             return self._unbatch_step(output, new_state, unbatched)
-        states = self._prepare_state(state, x, x.shape[0], unbatched)
+        B = x.shape[0]
+        if unbatched or not self._state_fits(state, self.num_layers, B, plan.sizes, plan.dtype):
+            state = self._prepare_state(state, x, B, unbatched)
+        states = (state,) if isinstance(state, Tensor) else state
         if self.num_layers == 1:   # the kernel reads [1, B, N] states as they are: no views per call
-            final = self._step_layer(x, states, 0)
-            output = final[0].view(x.shape[0], -1)
+            *final, output = plan.kernel(x, *states, *plan.weights[0])
         else:
             finals = [[] for _ in states]
             output = x
             for layer in range(self.num_layers):
-                new = self._step_layer(output, tuple(s[layer] for s in states), layer)
+                *new, output = plan.kernel(output, *(s[layer] for s in states), *plan.weights[layer])
                 for store, value in zip(finals, new):
                     store.append(value)
-                output = new[0]
-            final = tuple(torch.stack(f) for f in finals)
-        return self._unbatch_step(output, final if len(final) > 1 else final[0], unbatched)
+            final = [torch.stack(f) for f in finals]
+        return self._unbatch_step(output, tuple(final) if len(final) > 1 else final[0], unbatched)
+
+    def _plan_stream(self) -> "_StreamPlan":
+        """Gather what step() needs once; any change to the layer's attributes or parameters
+        through the module (setattr, register_parameter, to(), load_state_dict) clears it.
+        Parameters swapped by writing into `_parameters` directly are not seen, as with
+        torch.nn.LSTM's flat weights."""
+        ref = self._parameters[self._flat_weights_names[0]]
+        plan = _StreamPlan(ref.dtype, self._state_sizes(), self._step_kernel(ref.device, ref.dtype),
+                           tuple(tuple(self.weights(layer)) for layer in range(self.num_layers)))
+        self.__dict__["_stream"] = plan
+        return plan
+
+    def __setattr__(self, name: str, value) -> None:
+        self.__dict__["_stream"] = None
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self.__dict__["_stream"] = None
+        super().__delattr__(name)
+
+    def register_parameter(self, name: str, param) -> None:
+        self.__dict__["_stream"] = None
+        super().register_parameter(name, param)
+
+    def _apply(self, fn, recurse=True):
+        result = super()._apply(fn, recurse)
+        self.__dict__["_stream"] = None
+        return result
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state["_stream"] = None          # holds the compiled kernel, which neither copies nor pickles
+        return state
 
     def _fast_step_possible(self, x: Tensor) -> bool:
         if self.training and (self.dropout or self.recurrent_dropout or any(self.zoneout)):

@@ -7,6 +7,7 @@ is needed, or the inference path, which stores nothing per step.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
@@ -33,9 +34,7 @@ _FUSED_DTYPES = (torch.float32, torch.float64)
 
 def _steps_for(x: Tensor, fused, plain):
     """The fused C++ loops for float32/float64 CPU tensors when they built, else plain torch."""
-    if x.device.type == "cpu" and x.dtype in _FUSED_DTYPES and cpu.load() is not None:
-        return fused
-    return plain
+    return fused if _fused_for(x.device, x.dtype) is not None else plain
 
 
 def step_masks(
@@ -191,20 +190,50 @@ def lstm_step(x: Tensor, h: Tensor, c: Tensor, weights: LSTMWeights, *, cell: st
               activation: str = "tanh", recurrent_activation: str = "sigmoid") -> tuple[Tensor, Tensor]:
     """One LSTM step for streaming, storing nothing for backward (use lstm() with T = 1 to train).
     x [B, I], h [.., B, P], c [.., B, H] -> (h', c') in the shapes of h and c."""
-    ext = cpu.load() if x.device.type == "cpu" and x.dtype in _FUSED_DTYPES else None
-    if ext is not None:
-        return tuple(ext.lstm_step(x, h, c, *weights, cell, activation, recurrent_activation))
-    _, h2, c2, _ = lstm_forward(x.unsqueeze(0), h.reshape(x.shape[0], -1), c.reshape(x.shape[0], -1), weights,
-                                cell, activation, recurrent_activation, store=False)
-    return h2.reshape(h.shape), c2.reshape(c.shape)
+    return lstm_step_kernel(x.device, x.dtype, cell, activation, recurrent_activation)(x, h, c, *weights)[:2]
 
 
 def gru_step(x: Tensor, h: Tensor, weights: GRUWeights, *, activation: str = "tanh",
              recurrent_activation: str = "sigmoid") -> Tensor:
     """One GRU step for streaming, storing nothing. x [B, I], h [.., B, H] -> h' in h's shape."""
-    ext = cpu.load() if x.device.type == "cpu" and x.dtype in _FUSED_DTYPES else None
+    return gru_step_kernel(x.device, x.dtype, activation, recurrent_activation)(x, h, *weights)[0]
+
+
+def lstm_step_kernel(device, dtype: torch.dtype, cell: str = "vanilla", activation: str = "tanh",
+                     recurrent_activation: str = "sigmoid"):
+    """The streaming LSTM step with its options bound, for callers that step many times:
+    f(x, h, c, *weights) -> (h', c', output [B, P], a view of h'). The fused kernel itself
+    where it runs for device and dtype (no Python in between), else the plain-torch pass."""
+    check_cell(cell)
+    get_activation(activation), get_activation(recurrent_activation)
+    ext = _fused_for(device, dtype)
     if ext is not None:
-        return ext.gru_step(x, h, *weights, activation, recurrent_activation)
-    h2 = gru_forward(x.unsqueeze(0), h.reshape(x.shape[0], -1), weights, activation, recurrent_activation,
-                     store=False)[1]
-    return h2.reshape(h.shape)
+        return functools.partial(ext.lstm_step, cell, activation, recurrent_activation)
+
+    def plain(x: Tensor, h: Tensor, c: Tensor, *weights: Optional[Tensor]):
+        _, h2, c2, _ = lstm_forward(x.unsqueeze(0), h.reshape(x.shape[0], -1), c.reshape(x.shape[0], -1),
+                                    LSTMWeights(*weights), cell, activation, recurrent_activation, store=False)
+        return h2.reshape(h.shape), c2.reshape(c.shape), h2
+    return plain
+
+
+def gru_step_kernel(device, dtype: torch.dtype, activation: str = "tanh", recurrent_activation: str = "sigmoid"):
+    """The streaming GRU step with its options bound: f(x, h, *weights) -> (h', output [B, H])."""
+    get_activation(activation), get_activation(recurrent_activation)
+    ext = _fused_for(device, dtype)
+    if ext is not None:
+        return functools.partial(ext.gru_step, activation, recurrent_activation)
+
+    def plain(x: Tensor, h: Tensor, *weights: Optional[Tensor]):
+        h2 = gru_forward(x.unsqueeze(0), h.reshape(x.shape[0], -1), GRUWeights(*weights), activation,
+                         recurrent_activation, store=False)[1]
+        return h2.reshape(h.shape), h2
+    return plain
+
+
+def _fused_for(device, dtype: torch.dtype):
+    """The compiled module when the fused loops run for tensors of device and dtype, else None."""
+    if (device.type if isinstance(device, torch.device) else torch.device(device).type) == "cpu" and \
+            dtype in _FUSED_DTYPES:
+        return cpu.load()
+    return None

@@ -17,9 +17,11 @@ std::vector<Tensor> gru_forward_steps(Tensor, Tensor, Tensor, OptTensor, OptTens
                                       std::string, std::string, bool);
 std::vector<Tensor> gru_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor,
                                        OptTensor, std::string, std::string);
-std::vector<Tensor> lstm_step(Tensor, Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
-                              OptTensor, OptTensor, OptTensor, OptTensor, std::string, std::string, std::string);
-Tensor gru_step(Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor, std::string, std::string);
+std::tuple<Tensor, Tensor, Tensor> lstm_step(const std::string&, const std::string&, const std::string&, Tensor, Tensor,
+                                             Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
+                                             OptTensor, OptTensor, OptTensor, OptTensor);
+std::tuple<Tensor, Tensor> gru_step(const std::string&, const std::string&, Tensor, Tensor, Tensor, Tensor, OptTensor,
+                                    OptTensor);
 Tensor sum_rows(Tensor, OptTensor);
 Tensor bernoulli_mask(std::vector<int64_t>, double, int64_t, const Tensor&);
 }  // namespace lstmkit
@@ -30,8 +32,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_backward_steps", &lstmkit::lstm_backward_steps);
   m.def("gru_forward_steps", &lstmkit::gru_forward_steps);
   m.def("gru_backward_steps", &lstmkit::gru_backward_steps);
-  m.def("lstm_step", &lstmkit::lstm_step, "one LSTM step, nothing stored: (h', c')");
-  m.def("gru_step", &lstmkit::gru_step, "one GRU step, nothing stored: h'");
+  m.def("lstm_step", &lstmkit::lstm_step,
+        "(cell, activation, recurrent_activation, x, h, c, *weights): one LSTM step, nothing stored: (h', c', output)");
+  m.def("gru_step", &lstmkit::gru_step,
+        "(activation, recurrent_activation, x, h, *weights): one GRU step, nothing stored: (h', output)");
   m.def("sum_rows", &lstmkit::sum_rows, "sum over rows of a [N, C], or of a * b: [C]");
   m.def("bernoulli_mask", &lstmkit::bernoulli_mask, "a 0/1 mask, 1 with probability rate (counter-based draw)");
   m.def("mkl_gemm_available", &lstmkit::mkl_gemm_available, "whether the MKL sgemm inside libtorch_cpu was found");

@@ -8,6 +8,7 @@
 #include <ATen/core/stack.h>
 
 #include "common.h"
+#include "row_dots.h"
 
 extern "C" {
 void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
@@ -79,32 +80,14 @@ void small_batch(bool trans, int64_t m, int64_t n, int64_t k, const T* w, const 
     } else if (beta != T(1)) {
       for (int64_t j = 0; j < n; ++j) cr[j] *= beta;
     }
-    if (trans) {                                  // W [n, k]: c_j += <a, W_j>, four rows of W at a time
-      int64_t j = 0;
-      for (; j + 4 <= n; j += 4) {
-        const T* w0 = w + j * k;
-        const T* w1 = w0 + k;
-        const T* w2 = w1 + k;
-        const T* w3 = w2 + k;
-        T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-        for (int64_t q = 0; q < k; ++q) {
-          s0 += ar[q] * w0[q];
-          s1 += ar[q] * w1[q];
-          s2 += ar[q] * w2[q];
-          s3 += ar[q] * w3[q];
-        }
-        cr[j] += s0;
-        cr[j + 1] += s1;
-        cr[j + 2] += s2;
-        cr[j + 3] += s3;
-      }
-      for (; j < n; ++j) {
-        const T* wr = w + j * k;
-        T acc = T(0);
-#pragma omp simd reduction(+ : acc)
-        for (int64_t q = 0; q < k; ++q) acc += ar[q] * wr[q];
-        cr[j] += acc;
+    if (trans) {                                  // W [n, k]: c_j += <a, W_j>, a vector's worth of rows at a time
+      constexpr int64_t L = RowDots<T>::L;
+      for (int64_t j = 0; j < n; j += L) {
+        const int rows = static_cast<int>(std::min(L, n - j));
+        RowDots<T> dots;
+        dots.add(w + j * k, k, rows, ar, k);
+        const auto sums = dots.sums();
+        for (int r = 0; r < rows; ++r) cr[j + r] += sums[r];
       }
     } else {                                      // W [k, n]: c += a_q W_q
       for (int64_t q = 0; q < k; ++q) {

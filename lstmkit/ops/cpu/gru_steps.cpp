@@ -78,14 +78,17 @@ Tensor step(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tensor& 
 
 }  // namespace
 
-Tensor gru_step(Tensor x, Tensor h, Tensor w_ih, Tensor w_hh, OptTensor b_ih, OptTensor b_hh, std::string act,
-                std::string ract) {
+// The options come first so that Python can bind them once (functools.partial). Returns
+// (h', the output [B, H], a view of h').
+std::tuple<Tensor, Tensor> gru_step(const std::string& act, const std::string& ract, Tensor x, Tensor h, Tensor w_ih,
+                                    Tensor w_hh, OptTensor b_ih, OptTensor b_hh) {
   x = x.contiguous();
   h = h.contiguous();
   check_inputs("gru_step", x, {&h, &w_ih, &w_hh}, {&b_ih, &b_hh});
-  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_step", [&] {
+  Tensor next = AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_step", [&] {
     return step<scalar_t>(x, h, w_ih, w_hh, b_ih, b_hh, parse_act(act), parse_act(ract));
   });
+  return {next, next.view({x.size(0), -1})};
 }
 
 std::vector<Tensor> gru_forward_steps(Tensor xw, Tensor h0, Tensor w_hh, OptTensor b_hh, OptTensor rmask,

@@ -6,6 +6,7 @@
 // that applies the gates, updates the cell and blends the state, rows spread over the threads.
 // The streaming step kernels are here too.
 #include "lstm_cell.h"
+#include "row_dots.h"
 
 namespace lstmkit {
 
@@ -261,55 +262,17 @@ std::vector<Tensor> step(const Tensor& x, const Tensor& h, const Tensor& c, cons
 }
 
 // The streaming step for a few rows (B <= 4) of the vanilla, peephole and cifg cells without
-// projection: per block of units, the dot products of the block's gate rows with x and h (both
-// matrix-vector products in one pass over the weights), the gates and the cell update, written
-// straight into the new state. Nothing else is allocated: the general step above spends more
-// time allocating its per-step buffers than multiplying at streaming sizes.
-constexpr int64_t kUnitBlock = 32;
+// projection: per block of units (one vector's worth), the dot products of the block's gate rows
+// with x and h (row_dots.h), the gates and the cell update, written straight into the new state.
+// Nothing else is allocated: the general step above spends more time allocating its per-step
+// buffers than multiplying at streaming sizes.
 constexpr int64_t kSmallStepRows = 4;
-
-// pre[g][j] += <W_g,u0+j, v> for the gates' rows of units u0..u0+n, W [gates * H, k] row-major:
-// the gates of one unit in one loop (four sums at once, one horizontal add each at the end).
-template <typename T>
-inline void gate_dots(const T* w, int64_t H, int64_t k, const T* v, int64_t gates, int64_t u0, int64_t n,
-                      T (*pre)[kUnitBlock]) {
-  for (int64_t j = 0; j < n; ++j) {
-    const T* w0 = w + (u0 + j) * k;
-    const T* w1 = w0 + H * k;
-    const T* w2 = w1 + H * k;
-    if (gates == 4) {
-      const T* w3 = w2 + H * k;
-      T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-      for (int64_t q = 0; q < k; ++q) {
-        s0 += w0[q] * v[q];
-        s1 += w1[q] * v[q];
-        s2 += w2[q] * v[q];
-        s3 += w3[q] * v[q];
-      }
-      pre[0][j] += s0;
-      pre[1][j] += s1;
-      pre[2][j] += s2;
-      pre[3][j] += s3;
-    } else {
-      T s0 = 0, s1 = 0, s2 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2)
-      for (int64_t q = 0; q < k; ++q) {
-        s0 += w0[q] * v[q];
-        s1 += w1[q] * v[q];
-        s2 += w2[q] * v[q];
-      }
-      pre[0][j] += s0;
-      pre[1][j] += s1;
-      pre[2][j] += s2;
-    }
-  }
-}
 
 template <typename T>
 std::vector<Tensor> small_step(const Tensor& x, const Tensor& h, const Tensor& c, const Tensor& w_ih,
                                const Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
                                const OptTensor& w_peep, Cell cell, Act act, Act ract) {
+  constexpr int64_t L = RowDots<T>::L;
   const int64_t B = x.size(0), I = x.size(1), H = c.size(-1);
   const bool peep = cell == Cell::Peephole, cifg = cell == Cell::Cifg;
   const int64_t gates = cifg ? 3 : 4;             // row blocks of H: i,f,g,o (cifg: f,g,o)
@@ -318,23 +281,26 @@ std::vector<Tensor> small_step(const Tensor& x, const Tensor& h, const Tensor& c
   const T *wi = w_ih.data_ptr<T>(), *wh = w_hh.data_ptr<T>();
   const T *bi = ptr_or_null<T>(b_ih), *bh = ptr_or_null<T>(b_hh), *p = ptr_or_null<T>(w_peep);
   T *hn = h_new.data_ptr<T>(), *cn = c_new.data_ptr<T>();
-  const int64_t blocks = (H + kUnitBlock - 1) / kUnitBlock;
+  const int64_t blocks = (H + L - 1) / L;
   // Threads only pay off when a block of work outweighs waking them (about 64K multiply-adds).
-  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, kUnitBlock * gates * (I + H) * B));
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, L * gates * (I + H) * B));
   at::parallel_for(0, blocks, grain, [&](int64_t k0, int64_t k1) {
-    T pre[4][kUnitBlock];
+    alignas(64) T pre[4][L];
+    alignas(64) T phic[L];
     for (int64_t k = k0; k < k1; ++k) {
-      const int64_t u0 = k * kUnitBlock, n = std::min(kUnitBlock, H - u0);
+      const int64_t u0 = k * L;
+      const int n = static_cast<int>(std::min(L, H - u0));
       for (int64_t b = 0; b < B; ++b) {
         const T *xb = xs + b * I, *hb = hs + b * H, *cb = cs + b * H;
         for (int64_t g = 0; g < gates; ++g) {
-          for (int64_t j = 0; j < n; ++j) {
-            const int64_t r = g * H + u0 + j;
-            pre[g][j] = (bi ? bi[r] : T(0)) + (bh ? bh[r] : T(0));
-          }
+          const int64_t r0 = g * H + u0;
+          RowDots<T> dots;
+          dots.add(wi + r0 * I, I, n, xb, I);
+          dots.add(wh + r0 * H, H, n, hb, H);
+          const auto sums = dots.sums();                  // (lanes past n unused)
+          std::memcpy(pre[g], &sums, sizeof(pre[g]));
+          for (int64_t j = 0; j < n; ++j) pre[g][j] += (bi ? bi[r0 + j] : T(0)) + (bh ? bh[r0 + j] : T(0));
         }
-        gate_dots(wi, H, I, xb, gates, u0, n, pre);
-        gate_dots(wh, H, H, hb, gates, u0, n, pre);
         T *ig = pre[0], *fg = cifg ? pre[0] : pre[1], *gg = pre[gates - 2], *og = pre[gates - 1];
         if (peep) {
           for (int64_t j = 0; j < n; ++j) {
@@ -354,7 +320,6 @@ std::vector<Tensor> small_step(const Tensor& x, const Tensor& h, const Tensor& c
           for (int64_t j = 0; j < n; ++j) og[j] += p[2 * H + u0 + j] * cnb[j];
         }
         activate(ract, og, n);
-        T phic[kUnitBlock];
         std::memcpy(phic, cnb, sizeof(T) * n);
         activate(act, phic, n);
         T* hnb = hn + b * H + u0;
@@ -367,10 +332,12 @@ std::vector<Tensor> small_step(const Tensor& x, const Tensor& h, const Tensor& c
 
 }  // namespace
 
-std::vector<Tensor> lstm_step(Tensor x, Tensor h, Tensor c, Tensor w_ih, Tensor w_hh, OptTensor b_ih, OptTensor b_hh,
-                              OptTensor w_hr, OptTensor w_peep, OptTensor ln_gain_ih, OptTensor ln_gain_hh,
-                              OptTensor ln_gain_c, OptTensor ln_bias_c, std::string cell, std::string act,
-                              std::string ract) {
+// The options come first so that Python can bind them once (functools.partial). Returns
+// (h', c', the output [B, P], a view of h').
+std::tuple<Tensor, Tensor, Tensor> lstm_step(const std::string& cell, const std::string& act, const std::string& ract,
+                                             Tensor x, Tensor h, Tensor c, Tensor w_ih, Tensor w_hh, OptTensor b_ih,
+                                             OptTensor b_hh, OptTensor w_hr, OptTensor w_peep, OptTensor ln_gain_ih,
+                                             OptTensor ln_gain_hh, OptTensor ln_gain_c, OptTensor ln_bias_c) {
   x = x.contiguous();
   h = h.contiguous();
   c = c.contiguous();
@@ -378,16 +345,16 @@ std::vector<Tensor> lstm_step(Tensor x, Tensor h, Tensor c, Tensor w_ih, Tensor 
                {&b_ih, &b_hh, &w_hr, &w_peep, &ln_gain_ih, &ln_gain_hh, &ln_gain_c, &ln_bias_c});
   const Cell kind = parse_cell(cell);
   const bool proj = w_hr && w_hr->defined();
-  if (x.size(0) <= kSmallStepRows && !proj && kind != Cell::LayerNorm && w_ih.is_contiguous() &&
-      w_hh.is_contiguous() && w_ih.scalar_type() == x.scalar_type()) {
-    return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_small_step", [&] {
+  const bool small = x.size(0) <= kSmallStepRows && !proj && kind != Cell::LayerNorm && w_ih.is_contiguous() &&
+                     w_hh.is_contiguous() && w_ih.scalar_type() == x.scalar_type();
+  const std::vector<Tensor> next = AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_step", [&] {
+    if (small) {
       return small_step<scalar_t>(x, h, c, w_ih, w_hh, b_ih, b_hh, w_peep, kind, parse_act(act), parse_act(ract));
-    });
-  }
-  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_step", [&] {
+    }
     return step<scalar_t>(x, h, c, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c,
-                          ln_bias_c, parse_cell(cell), parse_act(act), parse_act(ract));
+                          ln_bias_c, kind, parse_act(act), parse_act(ract));
   });
+  return {next[0], next[1], next[0].view({x.size(0), -1})};
 }
 
 std::vector<Tensor> lstm_forward_steps(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor b_ih, OptTensor b_hh,
