@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "panel_gemm.h"
+
 namespace lstmkit {
 
 using at::Tensor;
@@ -120,17 +122,36 @@ template <typename T> inline void times_grad(Act act, T* d, const T* y, int64_t 
 
 constexpr double kLayerNormEps = 1e-5;
 
-// hat = (v - mean) * rstd over n values; returns rstd. The sums run in double (vectorised
-// reductions): layer norm over few units is ill-conditioned, and float sums there lose digits
-// that autograd's own float32 result keeps.
-template <typename T> inline T normalise_row(const T* v, T* hat, int64_t n) {
+// sum_j term(v[j]) over j < n, in double and in vectors of doubles: term takes a vector of
+// doubles or a double (a generic lambda). Written out because GCC leaves the float -> double
+// `omp simd` reductions scalar in the team loops, one dependent add per value.
+template <typename T, typename Term>
+inline double sum_in_double(const T* v, int64_t n, Term term) {
+  using D = Simd<double>::vec;
+  constexpr int64_t L = Simd<double>::lanes;
+  typedef T Part __attribute__((vector_size(L * sizeof(T))));   // L values of T, converted to D
+  D acc0{}, acc1{};
+  int64_t j = 0;
+  for (; j + 2 * L <= n; j += 2 * L) {
+    Part a, b;
+    std::memcpy(&a, v + j, sizeof(Part));
+    std::memcpy(&b, v + j + L, sizeof(Part));
+    acc0 += term(__builtin_convertvector(a, D));
+    acc1 += term(__builtin_convertvector(b, D));
+  }
   double sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < n; ++j) sum += v[j];
-  const double mean = sum / n;
-  double sq = 0;
-#pragma omp simd reduction(+ : sq)
-  for (int64_t j = 0; j < n; ++j) sq += (v[j] - mean) * (v[j] - mean);
+  for (; j < n; ++j) sum += term(double(v[j]));
+  const D acc = acc0 + acc1;
+  for (int64_t i = 0; i < L; ++i) sum += acc[i];
+  return sum;
+}
+
+// hat = (v - mean) * rstd over n values; returns rstd. The sums run in double: layer norm over
+// few units is ill-conditioned, and float sums there lose digits that autograd's own float32
+// result keeps.
+template <typename T> inline T normalise_row(const T* v, T* hat, int64_t n) {
+  const double mean = sum_in_double(v, n, [](auto x) { return x; }) / n;
+  const double sq = sum_in_double(v, n, [mean](auto x) { return (x - mean) * (x - mean); });
   const double rstd = 1.0 / std::sqrt(sq / n + kLayerNormEps);
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) hat[j] = T((v[j] - mean) * rstd);

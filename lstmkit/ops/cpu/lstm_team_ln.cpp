@@ -25,19 +25,13 @@ struct Moments {
   template <typename T> static Moments of(const T* v, int64_t count, int64_t stride, int64_t groups) {
     Moments m;
     double sum = 0;
-    for (int64_t g = 0; g < groups; ++g) {
-      const T* vg = v + g * stride;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < count; ++j) sum += vg[j];
-    }
+    for (int64_t g = 0; g < groups; ++g) sum += sum_in_double(v + g * stride, count, [](auto x) { return x; });
     m.n = double(count * groups);
     if (m.n == 0) return m;
     const double mean = sum / m.n;
     double m2 = 0;
     for (int64_t g = 0; g < groups; ++g) {
-      const T* vg = v + g * stride;
-#pragma omp simd reduction(+ : m2)
-      for (int64_t j = 0; j < count; ++j) m2 += (vg[j] - mean) * (vg[j] - mean);
+      m2 += sum_in_double(v + g * stride, count, [mean](auto x) { return (x - mean) * (x - mean); });
     }
     m.mean = mean;
     m.m2 = m2;
