@@ -11,6 +11,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "panel_gemm.h"
@@ -146,6 +147,38 @@ inline double sum_in_double(const T* v, int64_t n, Term term) {
   return sum;
 }
 
+// (sum_j d_j gain_j, sum_j d_j gain_j hat_j) over j < n in double, in vectors like sum_in_double:
+// the two sums of a layer norm's backward.
+template <typename T>
+inline std::pair<double, double> gain_sums_in_double(const T* d, const T* gain, const T* hat, int64_t n) {
+  using D = Simd<double>::vec;
+  constexpr int64_t L = Simd<double>::lanes;
+  typedef T Part __attribute__((vector_size(L * sizeof(T))));
+  auto load = [](const T* p) {
+    Part v;
+    std::memcpy(&v, p, sizeof(Part));
+    return __builtin_convertvector(v, D);
+  };
+  D acc_d{}, acc_dh{};
+  int64_t j = 0;
+  for (; j + L <= n; j += L) {
+    const D dg = load(d + j) * load(gain + j);
+    acc_d += dg;
+    acc_dh += dg * load(hat + j);
+  }
+  double sum_d = 0, sum_dh = 0;
+  for (; j < n; ++j) {
+    const double dg = double(d[j]) * gain[j];
+    sum_d += dg;
+    sum_dh += dg * hat[j];
+  }
+  for (int64_t i = 0; i < L; ++i) {
+    sum_d += acc_d[i];
+    sum_dh += acc_dh[i];
+  }
+  return {sum_d, sum_dh};
+}
+
 // hat = (v - mean) * rstd over n values; returns rstd. The sums run in double: layer norm over
 // few units is ill-conditioned, and float sums there lose digits that autograd's own float32
 // result keeps.
@@ -162,13 +195,7 @@ template <typename T> inline T normalise_row(const T* v, T* hat, int64_t n) {
 // double so that d - mean(d) cancels exactly where it should (a single unit).
 template <typename T>
 inline void normalise_row_backward(const T* d_hat_in, const T* gain, const T* hat, T rstd, T* out, int64_t n) {
-  double sum_d = 0, sum_dh = 0;
-#pragma omp simd reduction(+ : sum_d, sum_dh)
-  for (int64_t j = 0; j < n; ++j) {
-    double d = double(d_hat_in[j]) * gain[j];
-    sum_d += d;
-    sum_dh += d * hat[j];
-  }
+  const auto [sum_d, sum_dh] = gain_sums_in_double(d_hat_in, gain, hat, n);
   const double mean_d = sum_d / n, mean_dh = sum_dh / n, r = rstd;
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) out[j] = T(r * (double(d_hat_in[j]) * gain[j] - mean_d - hat[j] * mean_dh));

@@ -189,13 +189,9 @@ template <typename T> std::pair<double, double> gain_sums(const T* d, const T* g
                                                           int64_t stride, int64_t groups) {
   double s = 0, sh = 0;
   for (int64_t g = 0; g < groups; ++g) {
-    const T *dg = d + g * stride, *gg = gain + g * stride, *hg = hat + g * stride;
-#pragma omp simd reduction(+ : s, sh)
-    for (int64_t j = 0; j < count; ++j) {
-      const double v = double(dg[j]) * gg[j];
-      s += v;
-      sh += v * hg[j];
-    }
+    const auto [sg, shg] = gain_sums_in_double(d + g * stride, gain + g * stride, hat + g * stride, count);
+    s += sg;
+    sh += shg;
   }
   return {s, sh};
 }
