@@ -15,7 +15,7 @@ import lstmkit.nn as lnn
 from lstmkit import ops
 from lstmkit.ops import cpu, gru_steps, lstm_steps, reference
 from lstmkit.ops.gru_bptt import GRUFunction
-from lstmkit.ops.lstm_bptt import LSTMFunction
+from lstmkit.ops.lstm_bptt import LSTMFunction, input_projection, lstm_forward
 
 from factories import random_gru_weights, random_lstm_weights
 
@@ -451,6 +451,11 @@ def test_team_loops_match_the_reference_with_several_threads(threads, cell, H, B
         else:
             got = LSTMFunction.apply(x, h0, c0, rmask, keep_h, keep_c, out_mask,
                                      (cell, "tanh", "sigmoid", cpu.lstm_steps), *w)
+            with torch.no_grad():                # inference, which stores nothing: the same numbers
+                inferred = lstm_forward(x, h0, c0, w, cell, "tanh", "sigmoid", rmask, keep_h, keep_c, out_mask,
+                                        store=False, steps=cpu.lstm_steps)[:3]
+            for a, b in zip(inferred, got):
+                torch.testing.assert_close(a, b, atol=0, rtol=0)
         inputs = [x, *state] + [t for t in w if t is not None]
         cot = [torch.randn(v.shape, dtype=dtype, generator=g) for v in got]
         grads = torch.autograd.grad(sum((v * c).sum() for v, c in zip(got, cot)), inputs)
@@ -472,6 +477,32 @@ def test_team_loops_match_the_reference_with_several_threads(threads, cell, H, B
     tol = LAYERNORM_FP32_TOL if cell == "layernorm" and dtype == torch.float32 else TOL[dtype]
     for a, b in zip(tuple(got) + grads, tuple(expected) + expected_grads):
         torch.testing.assert_close(a, b.to(dtype), **tol)
+
+
+@pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg"])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_input_projection_inside_the_loop_equals_the_projection_before_it(cell, bias, ragged):
+    """The team loop that multiplies x_t W_ih itself, on a batch_first view (rows T * I apart)
+    and with rows that end early (gathered), against the projection as one GEMM before the
+    loop: the same gates, states and outputs to rounding (float64)."""
+    g = torch.Generator().manual_seed(11)
+    T, B, I, H = 6, 9, 21, 40
+    w = random_lstm_weights(cell, I, H, 0, bias, torch.float64, g)
+    x = torch.randn(B, T, I, dtype=torch.float64, generator=g).transpose(0, 1)    # a [T, B, I] view
+    h0 = torch.randn(B, H, dtype=torch.float64, generator=g)
+    c0 = torch.randn(B, H, dtype=torch.float64, generator=g)
+    lengths = torch.randint(1, T + 1, (B,), generator=g) if ragged else None
+    keep_h, keep_c, out_mask = ops.step_masks(T, lengths, None, None, x)
+    assert cpu.lstm_steps.input_fusion_fits(x, h0, w, cell)
+    fused = cpu.lstm_steps.forward_input_steps(x, h0, c0, w, None, keep_h, keep_c, out_mask, cell, "tanh",
+                                               "sigmoid", True)
+    xw = input_projection(x, w.w_ih, w.b_ih, w.b_hh, dtype=h0.dtype).contiguous()
+    before = cpu.lstm_steps.forward_steps(xw, h0, c0, w.w_hh, None, None, None, w.w_peep, None, None, None, None,
+                                          None, keep_h, keep_c, out_mask, cell, "tanh", "sigmoid", True)
+    for name, a, b in zip(("y", "h", "c", "gates", "c_prev"), fused, before):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0, msg=name)
 
 
 @pytest.mark.parametrize("impl", implementations())

@@ -39,16 +39,21 @@ def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
     when store is False: the inference path keeps nothing per step).
     """
     layernorm = cell == "layernorm"
-    if layernorm:   # the bare projection: the loop normalises it and adds the biases after
-        xw = input_projection(x, w.w_ih, dtype=h0.dtype)
-        b_ih, b_hh = w.b_ih, w.b_hh
-    else:           # both biases fold into the projection
-        xw = input_projection(x, w.w_ih, w.b_ih, w.b_hh, dtype=h0.dtype)
-        b_ih = b_hh = None
-    out = steps.forward_steps(
-        xw.contiguous(), h0.contiguous(), c0.contiguous(), w.w_hh, b_ih, b_hh, w.w_hr, w.w_peep,
-        w.ln_gain_ih, w.ln_gain_hh, w.ln_gain_c, w.ln_bias_c, recurrent_mask, keep_h, keep_c, out_mask,
-        cell, activation, recurrent_activation, store)
+    if hasattr(steps, "forward_input_steps") and steps.input_fusion_fits(x, h0, w, cell):
+        # the fused loops multiply x_t W_ih inside the loop, beside h_{t-1} W_hh
+        out = steps.forward_input_steps(x, h0.contiguous(), c0.contiguous(), w, recurrent_mask, keep_h, keep_c,
+                                        out_mask, cell, activation, recurrent_activation, store)
+    else:
+        if layernorm:   # the bare projection: the loop normalises it and adds the biases after
+            xw = input_projection(x, w.w_ih, dtype=h0.dtype)
+            b_ih, b_hh = w.b_ih, w.b_hh
+        else:           # both biases fold into the projection
+            xw = input_projection(x, w.w_ih, w.b_ih, w.b_hh, dtype=h0.dtype)
+            b_ih = b_hh = None
+        out = steps.forward_steps(
+            xw.contiguous(), h0.contiguous(), c0.contiguous(), w.w_hh, b_ih, b_hh, w.w_hr, w.w_peep,
+            w.ln_gain_ih, w.ln_gain_hh, w.ln_gain_c, w.ln_bias_c, recurrent_mask, keep_h, keep_c, out_mask,
+            cell, activation, recurrent_activation, store)
     y, h, c = out[:3]
     saved = dict(zip(SAVED, out[3:])) if store else None
     return y, h, c, saved

@@ -9,6 +9,10 @@ bool onednn_gemm_available();
 std::vector<Tensor> lstm_forward_steps(Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                        OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                        OptTensor, std::string, std::string, std::string, bool);
+std::vector<Tensor> lstm_forward_input_steps(Tensor, Tensor, OptTensor, OptTensor, Tensor, Tensor, Tensor, OptTensor,
+                                             OptTensor, OptTensor, OptTensor, OptTensor, std::string, std::string,
+                                             std::string, bool);
+bool input_fusion_fits(const Tensor&, const Tensor&, const std::string&, at::ScalarType);
 std::vector<Tensor> lstm_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, OptTensor, Tensor, OptTensor,
                                         OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, Tensor, OptTensor,
                                         OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
@@ -29,6 +33,12 @@ Tensor bernoulli_mask(std::vector<int64_t>, double, int64_t, const Tensor&);
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "lstmkit's fused CPU loops for the LSTM family and the GRU";
   m.def("lstm_forward_steps", &lstmkit::lstm_forward_steps);
+  m.def("lstm_forward_input_steps", &lstmkit::lstm_forward_input_steps,
+        "lstm_forward_steps with the input projection inside the loop (vanilla, peephole, cifg)");
+  m.def("input_fusion_fits", [](const at::Tensor& w_ih, const at::Tensor& w_hh, const std::string& cell,
+                                const at::Tensor& like) {
+    return lstmkit::input_fusion_fits(w_ih, w_hh, cell, like.scalar_type());
+  }, "whether lstm_forward_input_steps runs this cell with these weights for tensors like `like`");
   m.def("lstm_backward_steps", &lstmkit::lstm_backward_steps);
   m.def("gru_forward_steps", &lstmkit::gru_forward_steps);
   m.def("gru_backward_steps", &lstmkit::gru_backward_steps);

@@ -23,6 +23,10 @@ std::vector<Tensor> lstm_team_proj_backward(OptTensor dy, Tensor dh_T, Tensor dc
 std::vector<Tensor> lstm_team_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor w_peep,
                                       OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
                                       Cell cell, Act act, Act ract, bool store);
+std::vector<Tensor> lstm_team_forward_from_input(Tensor x, Tensor w_ih, OptTensor bias, Tensor h0, Tensor c0,
+                                                 Tensor w_hh, OptTensor w_peep, OptTensor rmask, OptTensor keep_h,
+                                                 OptTensor keep_c, OptTensor out_mask, Cell cell, Act act, Act ract,
+                                                 bool store);
 std::vector<Tensor> lstm_team_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
                                        Tensor phic, Tensor w_hh, OptTensor w_peep, OptTensor rmask,
                                        OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Cell cell, Act act,
@@ -384,6 +388,38 @@ std::vector<Tensor> lstm_forward_steps(Tensor xw, Tensor h0, Tensor c0, Tensor w
                              ln_bias_c, rmask, keep_h, keep_c, out_mask, parse_cell(cell), parse_act(act),
                              parse_act(ract), store);
   });
+}
+
+// lstm_forward_steps on x W_ih^T + b_ih + b_hh with the projection done inside the team loop
+// (lstm_team.cpp's GateInput): x [T, B, I] with a contiguous last dimension (a batch_first view
+// is fine), W_ih [G, I]. For what team_fits covers (vanilla, peephole, cifg; no projection),
+// with W_ih in x's dtype. The saved gates come back where xw would be.
+bool input_fusion_fits(const Tensor& w_ih, const Tensor& w_hh, const std::string& cell, at::ScalarType dtype) {
+  return team_fits(w_hh, OptTensor(), cell, dtype) && w_ih.scalar_type() == dtype;
+}
+
+std::vector<Tensor> lstm_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_ih, OptTensor b_hh, Tensor h0,
+                                             Tensor c0, Tensor w_hh, OptTensor w_peep, OptTensor rmask,
+                                             OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, std::string cell,
+                                             std::string act, std::string ract, bool store) {
+  TORCH_CHECK(x.dim() == 3, "lstm_forward_input_steps: expected x [T, B, I], got ", x.sizes());
+  if (x.stride(2) != 1) x = x.contiguous();
+  w_ih = w_ih.contiguous();
+  check_inputs("lstm_forward_input_steps", h0, {&c0, &w_hh, &w_ih}, {&b_ih, &b_hh, &w_peep, &rmask, &keep_h,
+                                                                   &keep_c, &out_mask});
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == h0.scalar_type(), "lstm_forward_input_steps: expected x ",
+              "on the CPU in ", h0.scalar_type(), ", got ", x.scalar_type(), " on ", x.device());
+  TORCH_CHECK(input_fusion_fits(w_ih, w_hh, cell, x.scalar_type()), "lstm_forward_input_steps: the ", cell,
+              " cell with these weights takes the projection before the loop (lstm_forward_steps)");
+  TORCH_CHECK(w_ih.dim() == 2 && w_ih.size(0) == w_hh.size(0) && w_ih.size(1) == x.size(2),
+              "lstm_forward_input_steps: expected W_ih [", w_hh.size(0), ", ", x.size(2), "], got ", w_ih.sizes());
+  check_masks("lstm_forward_input_steps", x.size(0), x.size(1), rmask, h0.size(-1),
+              {{&keep_h, h0.size(-1)}, {&keep_c, c0.size(-1)}, {&out_mask, 1}});
+  const bool has_ih = b_ih && b_ih->defined(), has_hh = b_hh && b_hh->defined();
+  OptTensor bias;
+  if (has_ih || has_hh) bias = (has_ih && has_hh ? *b_ih + *b_hh : has_ih ? *b_ih : *b_hh).contiguous();
+  return lstm_team_forward_from_input(x, w_ih, bias, h0, c0, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
+                                      parse_cell(cell), parse_act(act), parse_act(ract), store);
 }
 
 std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,

@@ -15,23 +15,45 @@
 namespace lstmkit {
 namespace {
 
-// Unit blocks whose gate panels the forward walks together: 4 x 16 units x 4 gates x 512 inputs
-// x 4 bytes = 512 KiB at H = 512, within a core's L2 (1 MiB on the AMD machines measured).
-constexpr int64_t kChunkBlocks = 4;
+// The forward walks unit blocks in chunks whose gate panels fit together in a core's L2 (1 MiB
+// on the AMD machines measured): 512 KiB is 4 blocks of 16 units x 4 gates x 512 inputs.
+constexpr int64_t kChunkBytes = 512 * 1024;
 
 Tensor none() { return Tensor(); }
 
+// The input's part of the gates. Either xw [T, B, G], the input projection of all steps with
+// both biases (one GEMM before the loop; it becomes the gate activations in place), or x [T, B, I]
+// (any strides but a contiguous last dimension), W_ih [G, I] and the summed biases [G]: then each
+// thread multiplies its units' rows of W_ih with x_t inside the loop, into the same sums as the
+// recurrent product, and the [T, B, G] projection never goes through memory.
+template <typename T> struct GateInput {
+  Tensor xw, x, w_ih, bias;
+  bool fused() const { return x.defined(); }
+};
+
 template <typename T>
-std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+std::vector<Tensor> forward(const GateInput<T>& in, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
                             const OptTensor& w_peep, const OptTensor& rmask, const OptTensor& keep_h_t,
                             const OptTensor& keep_c_t, const OptTensor& out_mask_t, Cell cell, Act act, Act ract,
                             bool store) {
   constexpr int64_t L = Simd<T>::lanes;
-  const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = c0.size(-1), P = H;
+  const bool fused = in.fused();
+  const Tensor& lead = fused ? in.x : in.xw;
+  const int64_t steps = lead.size(0), B = lead.size(1), G = w_hh.size(0), H = c0.size(-1), P = H;
+  const int64_t I = fused ? in.x.size(2) : 0;
   const int64_t gates = G / H, blocks = (H + L - 1) / L;
+  const int64_t chunk_blocks = std::max<int64_t>(1, kChunkBytes / (gates * L * (P + I) * int64_t(sizeof(T))));
   const bool peep = cell == Cell::Peephole;
-  auto opts = xw.options();
+  auto opts = c0.options();
   const int64_t n = store ? steps : 1;            // per-step buffers keep every step, or reuse one
+  // The gate activations: in place in xw, or in a buffer of their own (one step's worth without
+  // store; each thread only touches its own units' columns of it).
+  Tensor gates_t = fused ? at::empty({n, B, G}, opts) : in.xw;
+  T* gates_p = gates_t.data_ptr<T>();
+  const T* x_p = fused ? in.x.template data_ptr<T>() : nullptr;
+  const int64_t x_step = fused ? in.x.stride(0) : 0, x_row = fused ? in.x.stride(1) : 0;
+  const T* bias = fused && in.bias.defined() ? in.bias.template data_ptr<T>() : nullptr;
+  Tensor panels_x = fused ? at::empty({blocks * I * gates * L}, opts) : Tensor();
 
   const LstmStates<T> states(h0, c0, steps, store);
   Tensor y = at::empty({steps, B, P}, opts);
@@ -40,19 +62,20 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   if (rm) h_in_all = Slots<T>(store ? steps : 2, B, P, opts);   // the next step's input is written
   Tensor panels = at::empty({blocks * P * gates * L}, opts);     // while the current one is read
   T* pan = panels.data_ptr<T>();
+  T* pan_x = fused ? panels_x.data_ptr<T>() : nullptr;
   const T* w = w_hh.data_ptr<T>();
-  T* xw_p = xw.data_ptr<T>();
   const CellForward<T> base{G, H, P, cell, act, ract, /*proj=*/false, ptr_or_null<T>(w_peep), nullptr, nullptr,
                             rm, Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
   const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, P}, {&base.keep_c, H}});
   const Team team = team_size(blocks, B * G * P);
-  const ActiveInput<T> input(active, team.threads, P, opts);
+  const ActiveInput<T> input(active, team.threads, P, opts), input_x(active, fused ? team.threads : 0, I, opts);
 
 #pragma omp parallel num_threads(team.threads)
   {
     const Slice own(blocks, omp_get_thread_num(), team_workers(team));
     const int64_t own_u0 = own.first * L, own_units = std::min(H, own.last * L) - own_u0;
     pack_gate_panels(w, H, P, gates, own.first, own.last, pan);
+    if (fused) pack_gate_panels(in.w_ih.template data_ptr<T>(), H, I, gates, own.first, own.last, pan_x);
     CellForward<T> cf = base;
     if (rm) {
       for (int64_t b = 0; b < B; ++b) {
@@ -65,33 +88,48 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     alignas(64) T sums[kPanelRows * kPanelVecs * L];
     for (int64_t t = 0; t < steps; ++t) {
       states.point(cf, t);
-      cf.a = xw_p + t * B * G;                    // becomes the gate activations in place
+      cf.a = gates_p + (store || !fused ? t : 0) * B * G;
       cf.c_new = c_new_all[peep && store ? t : 0];
       cf.phic = phic_all[store ? t : 0];
       cf.y = step_ptr<T>(y, t);
       const T* src = rm ? h_in_all[states.slot(t)] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[states.slot(t + 1)] : nullptr;
-      if (t + 1 < steps) prefetch_units(xw_p + (t + 1) * B * G, B, G, H, gates, own_u0, own_units);
+      if (!fused && t + 1 < steps) prefetch_units(gates_p + (t + 1) * B * G, B, G, H, gates, own_u0, own_units);
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
       if (n_rows < B && own_units > 0) {              // rows past their end: carried
         for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) { cf.carry(b, own_u0, own_units); });
       }
       src = input.rows(src, t, omp_get_thread_num());   // the others, side by side
+      const auto xs = fused ? input_x.rows(x_p + t * x_step, x_row, t, omp_get_thread_num())
+                            : typename ActiveInput<T>::Rows{nullptr, 0};
       // Blocks in chunks whose panels fit the core's cache together; the cell update then runs
       // over the chunk's units at once (short loops cost more per unit than long ones).
-      for (int64_t c0 = own.first; c0 < own.last; c0 += kChunkBlocks) {
-        const int64_t c1 = std::min(c0 + kChunkBlocks, own.last), u0 = c0 * L, nu = std::min(H, c1 * L) - u0;
+      for (int64_t c0 = own.first; c0 < own.last; c0 += chunk_blocks) {
+        const int64_t c1 = std::min(c0 + chunk_blocks, own.last), u0 = c0 * L, nu = std::min(H, c1 * L) - u0;
         for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
           const int64_t rows = std::min(kPanelRows, n_rows - r0);
           for (int64_t ub = c0; ub < c1; ++ub) {
             const int64_t nb = std::min(L, H - ub * L);
-            panel_gemm<T>(rows, gates, src + r0 * P, P, P, pan + ub * P * gates * L, sums);
+            const T* rec_panel = pan + ub * P * gates * L;
+            if (fused) {
+              panel_gemm<T>(rows, gates, xs.data + r0 * xs.stride, xs.stride, I, pan_x + ub * I * gates * L, sums);
+              panel_gemm<T, false, true>(rows, gates, src + r0 * P, P, P, rec_panel, sums);
+            } else {
+              panel_gemm<T>(rows, gates, src + r0 * P, P, P, rec_panel, sums);
+            }
             for (int64_t r = 0; r < rows; ++r) {
               T* ar = cf.a + rows_of[r0 + r] * G + ub * L;
               for (int64_t g = 0; g < gates; ++g) {
                 const T* s = sums + (r * gates + g) * L;
-                for (int64_t j = 0; j < nb; ++j) ar[g * H + j] += s[j];
+                if (!fused) {
+                  for (int64_t j = 0; j < nb; ++j) ar[g * H + j] += s[j];
+                } else if (bias) {
+                  const T* bg = bias + g * H + ub * L;
+                  for (int64_t j = 0; j < nb; ++j) ar[g * H + j] = s[j] + bg[j];
+                } else {
+                  std::memcpy(ar + g * H, s, sizeof(T) * nb);
+                }
               }
             }
           }
@@ -104,7 +142,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
 
   if (!store) return states.results(y, h0, c0, {});
   Tensor h_in_saved = rm ? h_in_all.tensor : states.h_prev();
-  return states.results(y, h0, c0, {xw, states.c_prev(), peep ? c_new_all.tensor : none(), phic_all.tensor,
+  return states.results(y, h0, c0, {gates_t, states.c_prev(), peep ? c_new_all.tensor : none(), phic_all.tensor,
                              h_in_saved});
 }
 
@@ -190,7 +228,18 @@ std::vector<Tensor> lstm_team_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_
                                       OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
                                       Cell cell, Act act, Act ract, bool store) {
   return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_team_forward", [&] {
-    return forward<scalar_t>(xw, h0, c0, w_hh, w_peep, rmask, keep_h, keep_c, out_mask, cell, act, ract, store);
+    return forward<scalar_t>(GateInput<scalar_t>{xw, Tensor(), Tensor(), Tensor()}, h0, c0, w_hh, w_peep, rmask,
+                             keep_h, keep_c, out_mask, cell, act, ract, store);
+  });
+}
+
+std::vector<Tensor> lstm_team_forward_from_input(Tensor x, Tensor w_ih, OptTensor bias, Tensor h0, Tensor c0,
+                                                 Tensor w_hh, OptTensor w_peep, OptTensor rmask, OptTensor keep_h,
+                                                 OptTensor keep_c, OptTensor out_mask, Cell cell, Act act, Act ract,
+                                                 bool store) {
+  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_team_forward_from_input", [&] {
+    return forward<scalar_t>(GateInput<scalar_t>{Tensor(), x, w_ih, bias.value_or(Tensor())}, h0, c0, w_hh,
+                             w_peep, rmask, keep_h, keep_c, out_mask, cell, act, ract, store);
   });
 }
 

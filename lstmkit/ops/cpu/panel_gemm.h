@@ -33,11 +33,11 @@ template <typename T> struct Simd {
 // out[r][v * L + j] = sum_q A[r][q] * panel[(q * NV + v) * L + j], r < R, v < NV, where A[r][q]
 // is a[q * R + r] for an A packed k-major (Packed) or a[r * rs + q] for a row-major one. (The
 // layout is a template argument: with runtime strides the row addresses no longer fit in
-// registers beside the sums.)
+// registers beside the sums.) Accumulate adds the product to what out holds.
 // Not inlined: inside a large loop GCC runs short of vector registers for the R x NV sums
 // and reloads the panel's vectors from memory for every row's FMA; on its own the kernel
 // keeps them in registers (measured: 80 % of its own speed when inlined).
-template <typename T, int R, int NV, bool Packed>
+template <typename T, int R, int NV, bool Packed, bool Accumulate>
 __attribute__((noinline)) void panel_product(const T* a, int64_t rs, int64_t k, const T* panel, T* out) {
   using V = typename Simd<T>::vec;
   constexpr int64_t L = Simd<T>::lanes;
@@ -45,7 +45,13 @@ __attribute__((noinline)) void panel_product(const T* a, int64_t rs, int64_t k, 
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+    for (int v = 0; v < NV; ++v) {
+      if (Accumulate) {
+        std::memcpy(&acc[r][v], out + (r * NV + v) * L, sizeof(V));
+      } else {
+        acc[r][v] = V{};
+      }
+    }
   }
   const T* w = panel;
   for (int64_t q = 0; q < k; ++q, w += NV * L) {
@@ -66,29 +72,29 @@ __attribute__((noinline)) void panel_product(const T* a, int64_t rs, int64_t k, 
   }
 }
 
-template <typename T, int NV, bool Packed>
+template <typename T, int NV, bool Packed, bool Accumulate>
 inline void panel_rows(int64_t rows, const T* a, int64_t rs, int64_t k, const T* panel, T* out) {
   switch (rows) {
-    case 1: return panel_product<T, 1, NV, Packed>(a, rs, k, panel, out);
-    case 2: return panel_product<T, 2, NV, Packed>(a, rs, k, panel, out);
-    case 3: return panel_product<T, 3, NV, Packed>(a, rs, k, panel, out);
+    case 1: return panel_product<T, 1, NV, Packed, Accumulate>(a, rs, k, panel, out);
+    case 2: return panel_product<T, 2, NV, Packed, Accumulate>(a, rs, k, panel, out);
+    case 3: return panel_product<T, 3, NV, Packed, Accumulate>(a, rs, k, panel, out);
 #if defined(__AVX512F__)
-    case 4: return panel_product<T, 4, NV, Packed>(a, rs, k, panel, out);
-    case 5: return panel_product<T, 5, NV, Packed>(a, rs, k, panel, out);
-    case 6: return panel_product<T, 6, NV, Packed>(a, rs, k, panel, out);
+    case 4: return panel_product<T, 4, NV, Packed, Accumulate>(a, rs, k, panel, out);
+    case 5: return panel_product<T, 5, NV, Packed, Accumulate>(a, rs, k, panel, out);
+    case 6: return panel_product<T, 6, NV, Packed, Accumulate>(a, rs, k, panel, out);
 #endif
   }
 }
 
 // out [rows][nv * L] for rows <= kPanelRows, nv <= kPanelVecs; A row-major with rows rs apart,
-// or (Packed) k-major, `rows` values per k.
-template <typename T, bool Packed = false>
+// or (Packed) k-major, `rows` values per k. Accumulate: out += the product.
+template <typename T, bool Packed = false, bool Accumulate = false>
 inline void panel_gemm(int64_t rows, int64_t nv, const T* a, int64_t rs, int64_t k, const T* panel, T* out) {
   switch (nv) {
-    case 1: return panel_rows<T, 1, Packed>(rows, a, rs, k, panel, out);
-    case 2: return panel_rows<T, 2, Packed>(rows, a, rs, k, panel, out);
-    case 3: return panel_rows<T, 3, Packed>(rows, a, rs, k, panel, out);
-    case 4: return panel_rows<T, 4, Packed>(rows, a, rs, k, panel, out);
+    case 1: return panel_rows<T, 1, Packed, Accumulate>(rows, a, rs, k, panel, out);
+    case 2: return panel_rows<T, 2, Packed, Accumulate>(rows, a, rs, k, panel, out);
+    case 3: return panel_rows<T, 3, Packed, Accumulate>(rows, a, rs, k, panel, out);
+    case 4: return panel_rows<T, 4, Packed, Accumulate>(rows, a, rs, k, panel, out);
   }
 }
 

@@ -101,16 +101,23 @@ template <typename T> class ActiveInput {
  public:
   ActiveInput(const ActiveRows& active, int threads, int64_t width, const at::TensorOptions& opts)
       : active_(active), width_(width),
-        buffer_(active.ragged() ? at::empty({threads, active.batch, width}, opts) : Tensor()) {}
+        buffer_(active.ragged() && threads > 0 ? at::empty({threads, active.batch, width}, opts) : Tensor()) {}
 
   // src [B, width] itself when every row runs at step t, else its active rows, gathered.
-  const T* rows(const T* src, int64_t t, int tid) const {
+  const T* rows(const T* src, int64_t t, int tid) const { return rows(src, width_, t, tid).data; }
+
+  // The same for rows `stride` apart; the result says how far apart its rows are.
+  struct Rows {
+    const T* data;
+    int64_t stride;
+  };
+  Rows rows(const T* src, int64_t stride, int64_t t, int tid) const {
     const int64_t n = active_.count[t];
-    if (n == active_.batch) return src;
+    if (n == active_.batch) return {src, stride};
     T* out = buffer_.data_ptr<T>() + tid * active_.batch * width_;
     const int64_t* list = active_.of(t);
-    for (int64_t i = 0; i < n; ++i) std::memcpy(out + i * width_, src + list[i] * width_, sizeof(T) * width_);
-    return out;
+    for (int64_t i = 0; i < n; ++i) std::memcpy(out + i * width_, src + list[i] * stride, sizeof(T) * width_);
+    return {out, width_};
   }
 
  private:
