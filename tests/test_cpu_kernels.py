@@ -15,7 +15,7 @@ import lstmkit.nn as lnn
 from lstmkit import ops
 from lstmkit.ops import cpu, gru_steps, lstm_steps, reference
 from lstmkit.ops.gru_bptt import GRUFunction
-from lstmkit.ops.lstm_bptt import LSTMFunction, input_projection, lstm_forward
+from lstmkit.ops.lstm_bptt import LSTMFunction, lstm_forward
 
 from factories import random_gru_weights, random_lstm_weights
 
@@ -479,14 +479,21 @@ def test_team_loops_match_the_reference_with_several_threads(threads, cell, H, B
         torch.testing.assert_close(a, b.to(dtype), **tol)
 
 
+class _ProjectionFirst:
+    """cpu.lstm_steps without forward_input_steps: lstm_forward then projects before the loop."""
+
+    forward_steps = staticmethod(cpu.lstm_steps.forward_steps)
+
+
 @pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
-@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg"])
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm"])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("ragged", [False, True])
-def test_input_projection_inside_the_loop_equals_the_projection_before_it(cell, bias, ragged):
-    """The team loop that multiplies x_t W_ih itself, on a batch_first view (rows T * I apart)
-    and with rows that end early (gathered), against the projection as one GEMM before the
-    loop: the same gates, states and outputs to rounding (float64)."""
+@pytest.mark.parametrize("store", [False, True])
+def test_input_projection_inside_the_loop_equals_the_projection_before_it(cell, bias, ragged, store):
+    """The team loops that multiply x_t W_ih themselves, on a batch_first view (rows T * I apart)
+    and with rows that end early, against the projection as one GEMM before the loop: the same
+    outputs, states and saved tensors to rounding (float64)."""
     g = torch.Generator().manual_seed(11)
     T, B, I, H = 6, 9, 21, 40
     w = random_lstm_weights(cell, I, H, 0, bias, torch.float64, g)
@@ -496,13 +503,17 @@ def test_input_projection_inside_the_loop_equals_the_projection_before_it(cell, 
     lengths = torch.randint(1, T + 1, (B,), generator=g) if ragged else None
     keep_h, keep_c, out_mask = ops.step_masks(T, lengths, None, None, x)
     assert cpu.lstm_steps.input_fusion_fits(x, h0, w, cell)
-    fused = cpu.lstm_steps.forward_input_steps(x, h0, c0, w, None, keep_h, keep_c, out_mask, cell, "tanh",
-                                               "sigmoid", True)
-    xw = input_projection(x, w.w_ih, w.b_ih, w.b_hh, dtype=h0.dtype).contiguous()
-    before = cpu.lstm_steps.forward_steps(xw, h0, c0, w.w_hh, None, None, None, w.w_peep, None, None, None, None,
-                                          None, keep_h, keep_c, out_mask, cell, "tanh", "sigmoid", True)
-    for name, a, b in zip(("y", "h", "c", "gates", "c_prev"), fused, before):
+    runs = [lstm_forward(x, h0, c0, w, cell, "tanh", "sigmoid", None, keep_h, keep_c, out_mask, store=store,
+                         steps=steps) for steps in (cpu.lstm_steps, _ProjectionFirst)]
+    for name, a, b in zip(("y", "h", "c"), runs[0][:3], runs[1][:3]):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0, msg=name)
+    if store:
+        assert runs[0][3].keys() == runs[1][3].keys()
+        for name in runs[0][3]:
+            a, b = runs[0][3][name], runs[1][3][name]
+            assert (a is None) == (b is None), name
+            if a is not None:
+                torch.testing.assert_close(a, b, atol=1e-12, rtol=0, msg=name)
 
 
 @pytest.mark.parametrize("impl", implementations())

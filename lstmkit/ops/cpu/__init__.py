@@ -134,19 +134,20 @@ class _LSTMSteps:
 
     @staticmethod
     def input_fusion_fits(x, h0, w, cell) -> bool:
-        """Whether forward_input_steps runs this cell with these weights (vanilla, peephole or
-        cifg without projection; x, the state and the weights in one dtype)."""
+        """Whether forward_input_steps runs this cell with these weights (any cell without a
+        projection; x, the state and the weights in one dtype)."""
         return w.w_hr is None and x.dtype == h0.dtype and load().input_fusion_fits(w.w_ih, w.w_hh, cell, h0)
 
     @staticmethod
     def forward_input_steps(x, h0, c0, w, recurrent_mask, keep_h, keep_c, out_mask, cell, activation,
                             recurrent_activation, store):
-        """forward_steps on x's input projection (with both biases), which the loop computes step
-        by step: x [T, B, I]. The saved gates come back where xw would be."""
+        """forward_steps on x's input projection (with both biases outside a layer norm), which
+        the loop computes step by step: x [T, B, I]. The saved gates come back where xw would be."""
         T, B = x.shape[:2]
         P, H = h0.shape[-1], c0.shape[-1]
         out = load().lstm_forward_input_steps(
             x, w.w_ih, _dense(w.b_ih), _dense(w.b_hh), h0, c0, w.w_hh.contiguous(), _dense(w.w_peep),
+            _dense(w.ln_gain_ih), _dense(w.ln_gain_hh), _dense(w.ln_gain_c), _dense(w.ln_bias_c),
             _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H), _mask(out_mask, T, B, 1),
             cell, activation, recurrent_activation, store)
         return tuple(out)

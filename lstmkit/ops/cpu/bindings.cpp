@@ -10,8 +10,8 @@ std::vector<Tensor> lstm_forward_steps(Tensor, Tensor, Tensor, Tensor, OptTensor
                                        OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                        OptTensor, std::string, std::string, std::string, bool);
 std::vector<Tensor> lstm_forward_input_steps(Tensor, Tensor, OptTensor, OptTensor, Tensor, Tensor, Tensor, OptTensor,
-                                             OptTensor, OptTensor, OptTensor, OptTensor, std::string, std::string,
-                                             std::string, bool);
+                                             OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
+                                             OptTensor, OptTensor, std::string, std::string, std::string, bool);
 bool input_fusion_fits(const Tensor&, const Tensor&, const std::string&, at::ScalarType);
 std::vector<Tensor> lstm_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, OptTensor, Tensor, OptTensor,
                                         OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, Tensor, OptTensor,
@@ -34,7 +34,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "lstmkit's fused CPU loops for the LSTM family and the GRU";
   m.def("lstm_forward_steps", &lstmkit::lstm_forward_steps);
   m.def("lstm_forward_input_steps", &lstmkit::lstm_forward_input_steps,
-        "lstm_forward_steps with the input projection inside the loop (vanilla, peephole, cifg)");
+        "lstm_forward_steps with the input projection inside the loop (the cells without a projection)");
   m.def("input_fusion_fits", [](const at::Tensor& w_ih, const at::Tensor& w_hh, const std::string& cell,
                                 const at::Tensor& like) {
     return lstmkit::input_fusion_fits(w_ih, w_hh, cell, like.scalar_type());

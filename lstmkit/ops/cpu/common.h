@@ -147,6 +147,36 @@ inline double sum_in_double(const T* v, int64_t n, Term term) {
   return sum;
 }
 
+// (sum_j (v_j - shift), sum_j (v_j - shift)^2) over j < n in double, one pass, in vectors like
+// sum_in_double. With a shift near the mean (any of the values will do) the variance that
+// follows from the two sums keeps its digits: the cancellation is only of the shift's distance.
+template <typename T>
+inline std::pair<double, double> shifted_sums_in_double(const T* v, int64_t n, double shift) {
+  using D = Simd<double>::vec;
+  constexpr int64_t L = Simd<double>::lanes;
+  typedef T Part __attribute__((vector_size(L * sizeof(T))));
+  D acc_s{}, acc_q{};
+  int64_t j = 0;
+  for (; j + L <= n; j += L) {
+    Part part;
+    std::memcpy(&part, v + j, sizeof(Part));
+    const D d = __builtin_convertvector(part, D) - shift;
+    acc_s += d;
+    acc_q += d * d;
+  }
+  double s = 0, q = 0;
+  for (; j < n; ++j) {
+    const double d = double(v[j]) - shift;
+    s += d;
+    q += d * d;
+  }
+  for (int64_t i = 0; i < L; ++i) {
+    s += acc_s[i];
+    q += acc_q[i];
+  }
+  return {s, q};
+}
+
 // (sum_j d_j gain_j, sum_j d_j gain_j hat_j) over j < n in double, in vectors like sum_in_double:
 // the two sums of a layer norm's backward.
 template <typename T>

@@ -73,7 +73,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
           for (int64_t r = 0; r < rows; ++r) {
             T* ghr = gh[0] + rows_of[r0 + r] * G + ub * L;
             for (int64_t g = 0; g < kGates; ++g) {
-              std::memcpy(ghr + g * H, sums + (r * kGates + g) * L, sizeof(T) * nb);
+              copy_lanes(ghr + g * H, sums + (r * kGates + g) * L, nb);
             }
           }
         }

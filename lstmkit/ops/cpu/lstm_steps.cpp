@@ -35,6 +35,11 @@ std::vector<Tensor> lstm_team_ln_forward(Tensor xw, Tensor h0, Tensor c0, Tensor
                                          OptTensor gain_ih, OptTensor gain_hh, OptTensor gain_c, OptTensor bias_c,
                                          OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
                                          Act act, Act ract, bool store);
+std::vector<Tensor> lstm_team_ln_forward_from_input(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Tensor w_hh,
+                                                    OptTensor b_ih, OptTensor b_hh, OptTensor gain_ih,
+                                                    OptTensor gain_hh, OptTensor gain_c, OptTensor bias_c,
+                                                    OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
+                                                    OptTensor out_mask, Act act, Act ract, bool store);
 std::vector<Tensor> lstm_team_ln_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
                                           Tensor phic, OptTensor x_hat, OptTensor x_rstd, OptTensor h_hat,
                                           OptTensor h_rstd, OptTensor c_hat, OptTensor c_rstd, Tensor w_hh,
@@ -390,23 +395,27 @@ std::vector<Tensor> lstm_forward_steps(Tensor xw, Tensor h0, Tensor c0, Tensor w
   });
 }
 
-// lstm_forward_steps on x W_ih^T + b_ih + b_hh with the projection done inside the team loop
-// (lstm_team.cpp's GateInput): x [T, B, I] with a contiguous last dimension (a batch_first view
-// is fine), W_ih [G, I]. For what team_fits covers (vanilla, peephole, cifg; no projection),
-// with W_ih in x's dtype. The saved gates come back where xw would be.
+// lstm_forward_steps on the input projection x W_ih^T (+ b_ih + b_hh outside a layer norm),
+// with the projection done inside the team loop (team.h's GateInput): x [T, B, I] with a
+// contiguous last dimension (a batch_first view is fine), W_ih [G, I]. For the cells the team
+// loops without a projection cover (vanilla, peephole, cifg, layernorm), with W_ih in x's
+// dtype. The saved gates come back where xw would be.
 bool input_fusion_fits(const Tensor& w_ih, const Tensor& w_hh, const std::string& cell, at::ScalarType dtype) {
-  return team_fits(w_hh, OptTensor(), cell, dtype) && w_ih.scalar_type() == dtype;
+  return (team_fits(w_hh, OptTensor(), cell, dtype) || team_ln_fits(w_hh, OptTensor(), cell, dtype)) &&
+         w_ih.scalar_type() == dtype;
 }
 
 std::vector<Tensor> lstm_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_ih, OptTensor b_hh, Tensor h0,
-                                             Tensor c0, Tensor w_hh, OptTensor w_peep, OptTensor rmask,
-                                             OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, std::string cell,
-                                             std::string act, std::string ract, bool store) {
+                                             Tensor c0, Tensor w_hh, OptTensor w_peep, OptTensor ln_gain_ih,
+                                             OptTensor ln_gain_hh, OptTensor ln_gain_c, OptTensor ln_bias_c,
+                                             OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
+                                             std::string cell, std::string act, std::string ract, bool store) {
   TORCH_CHECK(x.dim() == 3, "lstm_forward_input_steps: expected x [T, B, I], got ", x.sizes());
   if (x.stride(2) != 1) x = x.contiguous();
   w_ih = w_ih.contiguous();
-  check_inputs("lstm_forward_input_steps", h0, {&c0, &w_hh, &w_ih}, {&b_ih, &b_hh, &w_peep, &rmask, &keep_h,
-                                                                   &keep_c, &out_mask});
+  check_inputs("lstm_forward_input_steps", h0, {&c0, &w_hh, &w_ih},
+               {&b_ih, &b_hh, &w_peep, &ln_gain_ih, &ln_gain_hh, &ln_gain_c, &ln_bias_c, &rmask, &keep_h, &keep_c,
+                &out_mask});
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == h0.scalar_type(), "lstm_forward_input_steps: expected x ",
               "on the CPU in ", h0.scalar_type(), ", got ", x.scalar_type(), " on ", x.device());
   TORCH_CHECK(input_fusion_fits(w_ih, w_hh, cell, x.scalar_type()), "lstm_forward_input_steps: the ", cell,
@@ -415,6 +424,11 @@ std::vector<Tensor> lstm_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_
               "lstm_forward_input_steps: expected W_ih [", w_hh.size(0), ", ", x.size(2), "], got ", w_ih.sizes());
   check_masks("lstm_forward_input_steps", x.size(0), x.size(1), rmask, h0.size(-1),
               {{&keep_h, h0.size(-1)}, {&keep_c, c0.size(-1)}, {&out_mask, 1}});
+  if (cell == "layernorm") {   // the biases come after the norms
+    return lstm_team_ln_forward_from_input(x, w_ih, h0, c0, w_hh, b_ih, b_hh, ln_gain_ih, ln_gain_hh, ln_gain_c,
+                                           ln_bias_c, rmask, keep_h, keep_c, out_mask, parse_act(act),
+                                           parse_act(ract), store);
+  }
   const bool has_ih = b_ih && b_ih->defined(), has_hh = b_hh && b_hh->defined();
   OptTensor bias;
   if (has_ih || has_hh) bias = (has_ih && has_hh ? *b_ih + *b_hh : has_ih ? *b_ih : *b_hh).contiguous();

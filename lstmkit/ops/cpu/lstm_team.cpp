@@ -21,18 +21,8 @@ constexpr int64_t kChunkBytes = 512 * 1024;
 
 Tensor none() { return Tensor(); }
 
-// The input's part of the gates. Either xw [T, B, G], the input projection of all steps with
-// both biases (one GEMM before the loop; it becomes the gate activations in place), or x [T, B, I]
-// (any strides but a contiguous last dimension), W_ih [G, I] and the summed biases [G]: then each
-// thread multiplies its units' rows of W_ih with x_t inside the loop, into the same sums as the
-// recurrent product, and the [T, B, G] projection never goes through memory.
-template <typename T> struct GateInput {
-  Tensor xw, x, w_ih, bias;
-  bool fused() const { return x.defined(); }
-};
-
 template <typename T>
-std::vector<Tensor> forward(const GateInput<T>& in, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
                             const OptTensor& w_peep, const OptTensor& rmask, const OptTensor& keep_h_t,
                             const OptTensor& keep_c_t, const OptTensor& out_mask_t, Cell cell, Act act, Act ract,
                             bool store) {
@@ -128,7 +118,7 @@ std::vector<Tensor> forward(const GateInput<T>& in, const Tensor& h0, const Tens
                   const T* bg = bias + g * H + ub * L;
                   for (int64_t j = 0; j < nb; ++j) ar[g * H + j] = s[j] + bg[j];
                 } else {
-                  std::memcpy(ar + g * H, s, sizeof(T) * nb);
+                  copy_lanes(ar + g * H, s, nb);
                 }
               }
             }
@@ -228,7 +218,7 @@ std::vector<Tensor> lstm_team_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_
                                       OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
                                       Cell cell, Act act, Act ract, bool store) {
   return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_team_forward", [&] {
-    return forward<scalar_t>(GateInput<scalar_t>{xw, Tensor(), Tensor(), Tensor()}, h0, c0, w_hh, w_peep, rmask,
+    return forward<scalar_t>(GateInput{xw, Tensor(), Tensor(), Tensor()}, h0, c0, w_hh, w_peep, rmask,
                              keep_h, keep_c, out_mask, cell, act, ract, store);
   });
 }
@@ -238,7 +228,7 @@ std::vector<Tensor> lstm_team_forward_from_input(Tensor x, Tensor w_ih, OptTenso
                                                  OptTensor keep_c, OptTensor out_mask, Cell cell, Act act, Act ract,
                                                  bool store) {
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_team_forward_from_input", [&] {
-    return forward<scalar_t>(GateInput<scalar_t>{Tensor(), x, w_ih, bias.value_or(Tensor())}, h0, c0, w_hh,
+    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias.value_or(Tensor())}, h0, c0, w_hh,
                              w_peep, rmask, keep_h, keep_c, out_mask, cell, act, ract, store);
   });
 }

@@ -24,17 +24,17 @@ struct Moments {
   double n = 0, mean = 0, m2 = 0;
   template <typename T> static Moments of(const T* v, int64_t count, int64_t stride, int64_t groups) {
     Moments m;
-    double sum = 0;
-    for (int64_t g = 0; g < groups; ++g) sum += sum_in_double(v + g * stride, count, [](auto x) { return x; });
-    m.n = double(count * groups);
-    if (m.n == 0) return m;
-    const double mean = sum / m.n;
-    double m2 = 0;
+    if (count == 0 || groups == 0) return m;
+    const double shift = v[0];
+    double s = 0, q = 0;
     for (int64_t g = 0; g < groups; ++g) {
-      m2 += sum_in_double(v + g * stride, count, [mean](auto x) { return (x - mean) * (x - mean); });
+      const auto [sg, qg] = shifted_sums_in_double(v + g * stride, count, shift);
+      s += sg;
+      q += qg;
     }
-    m.mean = mean;
-    m.m2 = m2;
+    m.n = double(count * groups);
+    m.mean = shift + s / m.n;
+    m.m2 = std::max(0.0, q - s * s / m.n);
     return m;
   }
   void merge(const Moments& o) {
@@ -48,23 +48,29 @@ struct Moments {
 };
 
 template <typename T>
-std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const OptTensor& b_ih,
+std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const OptTensor& b_ih,
                             const OptTensor& b_hh, const Tensor& gain_ih_t, const Tensor& gain_hh_t,
                             const Tensor& gain_c_t, const Tensor& bias_c_t, const OptTensor& rmask,
                             const OptTensor& keep_h_t, const OptTensor& keep_c_t, const OptTensor& out_mask_t, Act act,
                             Act ract, bool store) {
   constexpr int64_t L = Simd<T>::lanes;
   constexpr int64_t kGates = 4;
-  const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = c0.size(-1), P = H;
+  const bool fused = in.fused();   // the input's product inside the loop (team.h's GateInput)
+  const Tensor& lead = fused ? in.x : in.xw;
+  const int64_t steps = lead.size(0), B = lead.size(1), G = w_hh.size(0), H = c0.size(-1), P = H;
+  const int64_t I = fused ? in.x.size(2) : 0;
   const int64_t blocks = (H + L - 1) / L;
-  auto opts = xw.options();
+  auto opts = c0.options();
   const int64_t n = store ? steps : 1;
 
   const LstmStates<T> states(h0, c0, steps, store);
   Tensor y = at::empty({steps, B, P}, opts);
   Slots<T> phic_all(n, B, H, opts), c_new_all(1, B, H, opts), h_in_all, hw(1, B, G, opts);
-  // Saved for backward; without it the input is normalised in place and one slot is reused.
-  Slots<T> x_hat_all = store ? Slots<T>(steps, B, G, opts) : Slots<T>();
+  // Saved for backward; without it the input is normalised in place (in xw, or in one slot
+  // that every step reuses when the loop makes the input's product itself).
+  Slots<T> x_hat_all = store ? Slots<T>(steps, B, G, opts) : fused ? Slots<T>(1, B, G, opts) : Slots<T>();
+  // The gate activations: in place in xw, or in a buffer of their own.
+  Tensor gates_t = fused ? at::empty({n, B, G}, opts) : in.xw;
   Slots<T> h_hat_all(n, B, G, opts), c_hat_all(n, B, H, opts);
   Slots<T> x_rstd_all(steps, B, 1, opts), h_rstd_all(steps, B, 1, opts), c_rstd_all(steps, B, 1, opts);
   const T* rm = ptr_or_null<T>(rmask);
@@ -72,14 +78,20 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   Tensor panels = at::empty({blocks * P * kGates * L}, opts);
   T* pan = panels.data_ptr<T>();
   const T* w = w_hh.data_ptr<T>();
-  T* xw_p = xw.data_ptr<T>();
-  T* x_hat = store ? x_hat_all[0] : xw_p;
+  T* gates_p = gates_t.data_ptr<T>();
+  T* x_hat = store || fused ? x_hat_all[0] : gates_p;
+  const T* x_p = fused ? in.x.template data_ptr<T>() : nullptr;
+  const int64_t x_step = fused ? in.x.stride(0) : 0, x_row = fused ? in.x.stride(1) : 0;
+  Tensor panels_x = fused ? at::empty({blocks * I * kGates * L}, opts) : Tensor();
+  T* pan_x = fused ? panels_x.data_ptr<T>() : nullptr;
   const T *bi = ptr_or_null<T>(b_ih), *bh = ptr_or_null<T>(b_hh);
   const T *g_ih = gain_ih_t.data_ptr<T>(), *g_hh = gain_hh_t.data_ptr<T>();
   const Team team = team_size(blocks, B * G * P);
   // [thread][row] partial moments of the recurrent norm's and the cells' norm's rows: two
   // buffers, since a thread may start filling the second while the others still read the first.
+  // (And of the input's norm's rows, when the loop makes the input's product.)
   std::vector<Moments> partial_h(size_t(team.threads) * B), partial_c(size_t(team.threads) * B);
+  std::vector<Moments> partial_x(fused ? size_t(team.threads) * B : 0);
   CellForward<T> base{G, H, P, Cell::LayerNorm, act, ract, /*proj=*/false, nullptr, gain_c_t.data_ptr<T>(),
                       bias_c_t.data_ptr<T>(), rm, Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
   base.c_new = c_new_all[0];
@@ -90,8 +102,12 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     const Slice own(blocks, tid, team_workers(team));
     const int64_t u0 = own.first * L, units = std::max<int64_t>(0, std::min(H, own.last * L) - u0);
     pack_gate_panels(w, H, P, kGates, own.first, own.last, pan);
-    for (int64_t row = steps * B * tid / size; row < steps * B * (tid + 1) / size; ++row) {
-      x_rstd_all[0][row] = normalise_row(xw_p + row * G, x_hat + row * G, G);
+    if (fused) {
+      pack_gate_panels(in.w_ih.template data_ptr<T>(), H, I, kGates, own.first, own.last, pan_x);
+    } else {
+      for (int64_t row = steps * B * tid / size; row < steps * B * (tid + 1) / size; ++row) {
+        x_rstd_all[0][row] = normalise_row(gates_p + row * G, x_hat + row * G, G);
+      }
     }
     if (rm) {
       for (int64_t b = 0; b < B; ++b) {
@@ -109,39 +125,61 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     for (int64_t t = 0; t < steps; ++t) {
       const int64_t at_t = store ? t : 0;
       states.point(cf, t);
-      cf.a = xw_p + t * B * G;
+      cf.a = gates_p + (store || !fused ? t : 0) * B * G;
       cf.phic = phic_all[at_t];
       cf.c_hat = c_hat_all[at_t];
       cf.y = step_ptr<T>(y, t);
       T* h_hat = h_hat_all[at_t];
-      const T* x_hat_t = x_hat + t * B * G;
+      T* x_hat_t = x_hat + (store || !fused ? t : 0) * B * G;
       const T* src = rm ? h_in_all[states.slot(t)] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[states.slot(t + 1)] : nullptr;
 
-      if (t + 1 < steps) {                        // the next step's input part and its normalised twin
-        prefetch_units(xw_p + (t + 1) * B * G, B, G, H, kGates, u0, units);
+      if (!fused && t + 1 < steps) {              // the next step's input part and its normalised twin
+        prefetch_units(gates_p + (t + 1) * B * G, B, G, H, kGates, u0, units);
         if (store) prefetch_units(x_hat + (t + 1) * B * G, B, G, H, kGates, u0, units);
       }
-      // 1. W_hh h_in for own units' four gate columns, and their moments per row.
+      // 1. W_hh h_in (and W_ih x_t, fused) for own units' four gate columns, and their moments
+      // per row. The input's product goes where its normalised values will be.
+      const T* x_t = fused ? x_p + t * x_step : nullptr;
       for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
         const int64_t rows = std::min(kPanelRows, B - r0);
         for (int64_t ub = own.first; ub < own.last; ++ub) {
           const int64_t nb = std::min(L, H - ub * L);
-          panel_gemm<T>(rows, kGates, src + r0 * P, P, P, pan + ub * P * kGates * L, sums);
-          for (int64_t r = 0; r < rows; ++r) {
-            for (int64_t g = 0; g < kGates; ++g) {
-              std::memcpy(hw[0] + (r0 + r) * G + g * H + ub * L, sums + (r * kGates + g) * L, sizeof(T) * nb);
+          auto keep = [&](T* dst) {
+            for (int64_t r = 0; r < rows; ++r) {
+              for (int64_t g = 0; g < kGates; ++g) {
+                copy_lanes(dst + (r0 + r) * G + g * H + ub * L, sums + (r * kGates + g) * L, nb);
+              }
             }
+          };
+          if (fused) {
+            panel_gemm<T>(rows, kGates, x_t + r0 * x_row, x_row, I, pan_x + ub * I * kGates * L, sums);
+            keep(x_hat_t);
           }
+          panel_gemm<T>(rows, kGates, src + r0 * P, P, P, pan + ub * P * kGates * L, sums);
+          keep(hw[0]);
         }
       }
-      for (int64_t b = 0; b < B; ++b) partial_h[tid * B + b] = Moments::of(hw[0] + b * G + u0, units, H, kGates);
+      for (int64_t b = 0; b < B; ++b) {
+        partial_h[tid * B + b] = Moments::of(hw[0] + b * G + u0, units, H, kGates);
+        if (fused) partial_x[tid * B + b] = Moments::of(x_hat_t + b * G + u0, units, H, kGates);
+      }
 #pragma omp barrier
       // 2. Normalise, add the input's part, run the cell; the new cells' moments per row.
       for (int64_t b = 0; b < B; ++b) {
         const Moments m = combined(partial_h, b);
         const double mean = m.mean, rstd = m.rstd();
         if (tid == 0) h_rstd_all[t][b] = T(rstd);
+        if (fused) {                              // the input's norm, in place
+          const Moments mx = combined(partial_x, b);
+          const double x_mean = mx.mean, x_rstd = mx.rstd();
+          if (tid == 0) x_rstd_all[t][b] = T(x_rstd);
+          for (int64_t g = 0; g < kGates; ++g) {
+            T* xh = x_hat_t + b * G + g * H + u0;
+#pragma omp simd
+            for (int64_t j = 0; j < units; ++j) xh[j] = T((xh[j] - x_mean) * x_rstd);
+          }
+        }
         for (int64_t g = 0; g < kGates; ++g) {
           const int64_t o = b * G + g * H + u0, col = g * H + u0;
           T* ar = cf.a + o;
@@ -178,7 +216,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
 
   if (!store) return states.results(y, h0, c0, {});
   Tensor h_in_saved = rm ? h_in_all.tensor : states.h_prev();
-  return states.results(y, h0, c0, {xw, states.c_prev(), none(), phic_all.tensor, h_in_saved, none(),
+  return states.results(y, h0, c0, {gates_t, states.c_prev(), none(), phic_all.tensor, h_in_saved, none(),
                              x_hat_all.tensor, x_rstd_all.tensor, h_hat_all.tensor, h_rstd_all.tensor, c_hat_all.tensor,
                              c_rstd_all.tensor});
 }
@@ -312,8 +350,21 @@ std::vector<Tensor> lstm_team_ln_forward(Tensor xw, Tensor h0, Tensor c0, Tensor
                                          Act act, Act ract, bool store) {
   TORCH_CHECK(gain_ih && gain_hh && gain_c && bias_c, "the layernorm cell needs its four layer-norm weights");
   return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_team_ln_forward", [&] {
-    return forward<scalar_t>(xw, h0, c0, w_hh, b_ih, b_hh, *gain_ih, *gain_hh, *gain_c, *bias_c, rmask, keep_h,
-                             keep_c, out_mask, act, ract, store);
+    return forward<scalar_t>(GateInput{xw, Tensor(), Tensor(), Tensor()}, h0, c0, w_hh, b_ih, b_hh, *gain_ih,
+                             *gain_hh, *gain_c, *bias_c, rmask, keep_h, keep_c, out_mask, act, ract, store);
+  });
+}
+
+// The same with x [T, B, I] and W_ih [G, I], the input's product made inside the loop.
+std::vector<Tensor> lstm_team_ln_forward_from_input(Tensor x, Tensor w_ih, Tensor h0, Tensor c0, Tensor w_hh,
+                                                    OptTensor b_ih, OptTensor b_hh, OptTensor gain_ih,
+                                                    OptTensor gain_hh, OptTensor gain_c, OptTensor bias_c,
+                                                    OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
+                                                    OptTensor out_mask, Act act, Act ract, bool store) {
+  TORCH_CHECK(gain_ih && gain_hh && gain_c && bias_c, "the layernorm cell needs its four layer-norm weights");
+  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_team_ln_forward_from_input", [&] {
+    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, Tensor()}, h0, c0, w_hh, b_ih, b_hh, *gain_ih, *gain_hh,
+                             *gain_c, *bias_c, rmask, keep_h, keep_c, out_mask, act, ract, store);
   });
 }
 

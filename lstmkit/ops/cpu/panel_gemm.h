@@ -30,6 +30,16 @@ template <typename T> struct Simd {
   static constexpr int64_t lanes = kVecBytes / sizeof(T);
 };
 
+// dst[0 .. n) = src[0 .. n), n <= one vector: a whole vector is one load and one store (a
+// memcpy of a runtime size is a call into libc).
+template <typename T> inline void copy_lanes(T* dst, const T* src, int64_t n) {
+  if (n == Simd<T>::lanes) {
+    std::memcpy(dst, src, sizeof(typename Simd<T>::vec));
+  } else {
+    for (int64_t j = 0; j < n; ++j) dst[j] = src[j];
+  }
+}
+
 // out[r][v * L + j] = sum_q A[r][q] * panel[(q * NV + v) * L + j], r < R, v < NV, where A[r][q]
 // is a[q * R + r] for an A packed k-major (Packed) or a[r * rs + q] for a row-major one. (The
 // layout is a template argument: with runtime strides the row addresses no longer fit in

@@ -126,6 +126,16 @@ template <typename T> class ActiveInput {
   Tensor buffer_;
 };
 
+// The input's part of the gates, as a team loop takes it. Either xw [T, B, G], the input
+// projection of all steps (one GEMM before the loop), or x [T, B, I] (any strides but a
+// contiguous last dimension), W_ih [G, I] and, where the cell folds them in, the summed biases
+// [G]: then each thread multiplies its units' rows of W_ih with x_t inside the loop, beside the
+// recurrent product, and the [T, B, G] projection never goes through memory.
+struct GateInput {
+  Tensor xw, x, w_ih, bias;
+  bool fused() const { return x.defined(); }
+};
+
 // Calls f(b) for the rows of 0..B-1 missing from the sorted list `active` of n rows.
 template <typename F> void for_inactive_rows(int64_t B, const int64_t* active, int64_t n, const F& f) {
   int64_t i = 0;
