@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import lstmkit.nn as lnn
 from lstmkit import ops
 from lstmkit.ops import cpu, gru_steps, lstm_steps, reference
-from lstmkit.ops.gru_bptt import GRUFunction
+from lstmkit.ops.gru_bptt import GRUFunction, gru_forward
 from lstmkit.ops.lstm_bptt import LSTMFunction, lstm_forward
 
 from factories import random_gru_weights, random_lstm_weights
@@ -485,8 +485,12 @@ class _ProjectionFirst:
     forward_steps = staticmethod(cpu.lstm_steps.forward_steps)
 
 
+class _GRUProjectionFirst:
+    forward_steps = staticmethod(cpu.gru_steps.forward_steps)
+
+
 @pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
-@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm"])
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "gru"])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("ragged", [False, True])
 @pytest.mark.parametrize("store", [False, True])
@@ -496,17 +500,26 @@ def test_input_projection_inside_the_loop_equals_the_projection_before_it(cell, 
     outputs, states and saved tensors to rounding (float64)."""
     g = torch.Generator().manual_seed(11)
     T, B, I, H = 6, 9, 21, 40
-    w = random_lstm_weights(cell, I, H, 0, bias, torch.float64, g)
+    gru = cell == "gru"
+    w = (random_gru_weights(I, H, bias, torch.float64, g) if gru
+         else random_lstm_weights(cell, I, H, 0, bias, torch.float64, g))
     x = torch.randn(B, T, I, dtype=torch.float64, generator=g).transpose(0, 1)    # a [T, B, I] view
     h0 = torch.randn(B, H, dtype=torch.float64, generator=g)
     c0 = torch.randn(B, H, dtype=torch.float64, generator=g)
     lengths = torch.randint(1, T + 1, (B,), generator=g) if ragged else None
     keep_h, keep_c, out_mask = ops.step_masks(T, lengths, None, None, x)
-    assert cpu.lstm_steps.input_fusion_fits(x, h0, w, cell)
-    runs = [lstm_forward(x, h0, c0, w, cell, "tanh", "sigmoid", None, keep_h, keep_c, out_mask, store=store,
-                         steps=steps) for steps in (cpu.lstm_steps, _ProjectionFirst)]
+    if gru:
+        assert cpu.gru_steps.input_fusion_fits(x, h0, w)
+        runs = [gru_forward(x, h0, w, "tanh", "sigmoid", None, keep_h, out_mask, store=store, steps=steps)
+                for steps in (cpu.gru_steps, _GRUProjectionFirst)]
+        runs = [(y, h, None, saved) for y, h, saved in runs]
+    else:
+        assert cpu.lstm_steps.input_fusion_fits(x, h0, w, cell)
+        runs = [lstm_forward(x, h0, c0, w, cell, "tanh", "sigmoid", None, keep_h, keep_c, out_mask, store=store,
+                             steps=steps) for steps in (cpu.lstm_steps, _ProjectionFirst)]
     for name, a, b in zip(("y", "h", "c"), runs[0][:3], runs[1][:3]):
-        torch.testing.assert_close(a, b, atol=1e-12, rtol=0, msg=name)
+        if a is not None:
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=0, msg=name)
     if store:
         assert runs[0][3].keys() == runs[1][3].keys()
         for name in runs[0][3]:

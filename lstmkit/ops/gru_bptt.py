@@ -22,9 +22,14 @@ SAVED = ("gates", "gh_n", "h_prev", "h_in")
 def gru_forward(x, h0, w, activation, recurrent_activation,
                 recurrent_mask=None, keep_h=None, out_mask=None, store=True, steps=gru_steps):
     """x [T, B, I], h0 [B, H], w: GRUWeights. Returns (y [T, B, H], h_T, saved dict or None)."""
-    xw = input_projection(x, w.w_ih, w.b_ih, dtype=h0.dtype)
-    y, h, *saved = steps.forward_steps(xw.contiguous(), h0.contiguous(), w.w_hh, w.b_hh, recurrent_mask, keep_h,
-                                       out_mask, activation, recurrent_activation, store)
+    if hasattr(steps, "forward_input_steps") and steps.input_fusion_fits(x, h0, w):
+        # the fused loop multiplies x_t W_ih inside the loop, beside h_{t-1} W_hh
+        y, h, *saved = steps.forward_input_steps(x, h0.contiguous(), w, recurrent_mask, keep_h, out_mask,
+                                                 activation, recurrent_activation, store)
+    else:
+        xw = input_projection(x, w.w_ih, w.b_ih, dtype=h0.dtype)
+        y, h, *saved = steps.forward_steps(xw.contiguous(), h0.contiguous(), w.w_hh, w.b_hh, recurrent_mask,
+                                           keep_h, out_mask, activation, recurrent_activation, store)
     return y, h, (dict(zip(SAVED, saved)) if store else None)
 
 

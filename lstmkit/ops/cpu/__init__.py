@@ -178,6 +178,20 @@ class _GRUSteps:
                                               recurrent_activation, store))
 
     @staticmethod
+    def input_fusion_fits(x, h0, w) -> bool:
+        """Whether forward_input_steps runs: x, the state and both weights in one dtype."""
+        return x.dtype == h0.dtype == w.w_ih.dtype == w.w_hh.dtype
+
+    @staticmethod
+    def forward_input_steps(x, h0, w, recurrent_mask, keep_h, out_mask, activation, recurrent_activation, store):
+        """forward_steps on W_ih x_t + b_ih, which the loop computes step by step: x [T, B, I]."""
+        T, B = x.shape[:2]
+        H = h0.shape[-1]
+        return tuple(load().gru_forward_input_steps(
+            x, w.w_ih, _dense(w.b_ih), h0, w.w_hh.contiguous(), _dense(w.b_hh), _rows(recurrent_mask, B, H),
+            _mask(keep_h, T, B, H), _mask(out_mask, T, B, 1), activation, recurrent_activation, store))
+
+    @staticmethod
     def backward_steps(dy, dh_T, gates, gh_n, h_prev, w_hh, recurrent_mask, keep_h, out_mask,
                        activation, recurrent_activation):
         T, B = gates.shape[:2]

@@ -19,6 +19,8 @@ std::vector<Tensor> lstm_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tenso
                                         OptTensor, std::string, std::string, std::string);
 std::vector<Tensor> gru_forward_steps(Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                       std::string, std::string, bool);
+std::vector<Tensor> gru_forward_input_steps(Tensor, Tensor, OptTensor, Tensor, Tensor, OptTensor, OptTensor,
+                                            OptTensor, OptTensor, std::string, std::string, bool);
 std::vector<Tensor> gru_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor,
                                        OptTensor, std::string, std::string);
 std::tuple<Tensor, Tensor, Tensor> lstm_step(const std::string&, const std::string&, const std::string&, Tensor, Tensor,
@@ -41,6 +43,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   }, "whether lstm_forward_input_steps runs this cell with these weights for tensors like `like`");
   m.def("lstm_backward_steps", &lstmkit::lstm_backward_steps);
   m.def("gru_forward_steps", &lstmkit::gru_forward_steps);
+  m.def("gru_forward_input_steps", &lstmkit::gru_forward_input_steps,
+        "gru_forward_steps with the input projection inside the loop");
   m.def("gru_backward_steps", &lstmkit::gru_backward_steps);
   m.def("lstm_step", &lstmkit::lstm_step,
         "(cell, activation, recurrent_activation, x, h, c, *weights): one LSTM step, nothing stored: (h', c', output)");

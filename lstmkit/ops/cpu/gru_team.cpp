@@ -10,15 +10,29 @@
 namespace lstmkit {
 namespace {
 
+// `in` (team.h): xw = W_ih x_t + b_ih for all steps, or x, W_ih and b_ih for the loop to
+// multiply per step.
 template <typename T>
-std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, const OptTensor& b_hh,
+std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor& w_hh, const OptTensor& b_hh,
                             const OptTensor& rmask, const OptTensor& keep_h_t, const OptTensor& out_mask_t, Act act,
                             Act ract, bool store) {
   constexpr int64_t L = Simd<T>::lanes;
   constexpr int64_t kGates = 3;
-  const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = h0.size(-1);
+  const bool fused = in.fused();
+  const Tensor& lead = fused ? in.x : in.xw;
+  const int64_t steps = lead.size(0), B = lead.size(1), G = w_hh.size(0), H = h0.size(-1);
+  const int64_t I = fused ? in.x.size(2) : 0;
   const int64_t blocks = (H + L - 1) / L;
-  auto opts = xw.options();
+  auto opts = h0.options();
+  // The gates r, z, n: in place in xw, or in a buffer of their own (one step's worth without
+  // store; each thread only touches its own units' columns).
+  Tensor gates_t = fused ? at::empty({store ? steps : 1, B, G}, opts) : in.xw;
+  T* gates_p = gates_t.data_ptr<T>();
+  const T* x_p = fused ? in.x.template data_ptr<T>() : nullptr;
+  const int64_t x_step = fused ? in.x.stride(0) : 0, x_row = fused ? in.x.stride(1) : 0;
+  const T* b_ih = fused && in.bias.defined() ? in.bias.template data_ptr<T>() : nullptr;
+  Tensor panels_x = fused ? at::empty({blocks * I * kGates * L}, opts) : Tensor();
+  T* pan_x = fused ? panels_x.data_ptr<T>() : nullptr;
   Slots<T> h_states(store ? steps + 1 : 2, B, H, opts);
   std::memcpy(h_states[0], h0.data_ptr<T>(), sizeof(T) * B * H);
   Tensor y = at::empty({steps, B, H}, opts);
@@ -28,17 +42,17 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
   Tensor panels = at::empty({blocks * H * kGates * L}, opts);
   T* pan = panels.data_ptr<T>();
   const T* w = w_hh.data_ptr<T>();
-  T* xw_p = xw.data_ptr<T>();
   const GruForward<T> base{G, H, act, ract, ptr_or_null<T>(b_hh), rm, Mask<T>(keep_h_t), Mask<T>(out_mask_t)};
   const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, H}});
   const Team team = team_size(blocks, B * G * H);
-  const ActiveInput<T> input(active, team.threads, H, opts);
+  const ActiveInput<T> input(active, team.threads, H, opts), input_x(active, fused ? team.threads : 0, I, opts);
 
 #pragma omp parallel num_threads(team.threads)
   {
     const Slice own(blocks, omp_get_thread_num(), team_workers(team));
     const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
     pack_gate_panels(w, H, H, kGates, own.first, own.last, pan);
+    if (fused) pack_gate_panels(in.w_ih.template data_ptr<T>(), H, I, kGates, own.first, own.last, pan_x);
     GruForward<T> cf = base;
     cf.gh = gh[0];
     if (rm) {
@@ -51,24 +65,40 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
     for (int64_t t = 0; t < steps; ++t) {
       const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2;
       cf.t = t;
-      cf.a = xw_p + t * B * G;                    // becomes r, z, n in place
+      cf.a = gates_p + (store || !fused ? t : 0) * B * G;   // the input's part in, r, z, n out
       cf.gh_n = gh_n_all[store ? t : 0];
       cf.h = h_states[slot];
       cf.h_next = h_states[next];
       cf.y = step_ptr<T>(y, t);
       const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
-      if (t + 1 < steps) prefetch_units(xw_p + (t + 1) * B * G, B, G, H, kGates, u0, units);
+      if (!fused && t + 1 < steps) prefetch_units(gates_p + (t + 1) * B * G, B, G, H, kGates, u0, units);
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
       if (n_rows < B && units > 0) {              // rows past their end: carried
         for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) { cf.carry(b, u0, units); });
       }
       src = input.rows(src, t, omp_get_thread_num());   // the others, side by side
+      const auto xs = fused ? input_x.rows(x_p + t * x_step, x_row, t, omp_get_thread_num())
+                            : typename ActiveInput<T>::Rows{nullptr, 0};
       for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
         const int64_t rows = std::min(kPanelRows, n_rows - r0);
         for (int64_t ub = own.first; ub < own.last; ++ub) {   // gh = W_hh h_in, own units' columns
           const int64_t nb = std::min(L, H - ub * L);
+          if (fused) {                            // gx = W_ih x_t + b_ih, kept apart: n needs r * gh_n
+            panel_gemm<T>(rows, kGates, xs.data + r0 * xs.stride, xs.stride, I, pan_x + ub * I * kGates * L, sums);
+            for (int64_t r = 0; r < rows; ++r) {
+              T* ar = cf.a + rows_of[r0 + r] * G + ub * L;
+              for (int64_t g = 0; g < kGates; ++g) {
+                const T* sg = sums + (r * kGates + g) * L;
+                if (b_ih) {
+                  for (int64_t j = 0; j < nb; ++j) ar[g * H + j] = sg[j] + b_ih[g * H + ub * L + j];
+                } else {
+                  copy_lanes(ar + g * H, sg, nb);
+                }
+              }
+            }
+          }
           panel_gemm<T>(rows, kGates, src + r0 * H, H, H, pan + ub * H * kGates * L, sums);
           for (int64_t r = 0; r < rows; ++r) {
             T* ghr = gh[0] + rows_of[r0 + r] * G + ub * L;
@@ -88,7 +118,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
   std::memcpy(h_T.data_ptr<T>(), h_states[store ? steps : steps % 2], sizeof(T) * B * H);
   if (!store) return {y, h_T, Tensor(), Tensor(), Tensor(), Tensor()};
   Tensor h_prev = h_states.tensor.narrow(0, 0, steps);
-  return {y, h_T, xw, gh_n_all.tensor, h_prev, rm ? h_in_all.tensor : h_prev};
+  return {y, h_T, gates_t, gh_n_all.tensor, h_prev, rm ? h_in_all.tensor : h_prev};
 }
 
 template <typename T>
@@ -153,7 +183,33 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
 std::vector<Tensor> gru_team_forward(Tensor xw, Tensor h0, Tensor w_hh, OptTensor b_hh, OptTensor rmask,
                                      OptTensor keep_h, OptTensor out_mask, Act act, Act ract, bool store) {
   return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_team_forward", [&] {
-    return forward<scalar_t>(xw, h0, w_hh, b_hh, rmask, keep_h, out_mask, act, ract, store);
+    return forward<scalar_t>(GateInput{xw, Tensor(), Tensor(), Tensor()}, h0, w_hh, b_hh, rmask, keep_h, out_mask,
+                             act, ract, store);
+  });
+}
+
+// gru_forward_steps on W_ih x_t + b_ih, multiplied inside the loop: x [T, B, I] with a
+// contiguous last dimension, W_ih [3H, I], weights in x's dtype. The saved gates come back
+// where xw would be.
+std::vector<Tensor> gru_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_ih, Tensor h0, Tensor w_hh,
+                                            OptTensor b_hh, OptTensor rmask, OptTensor keep_h, OptTensor out_mask,
+                                            std::string act, std::string ract, bool store) {
+  TORCH_CHECK(x.dim() == 3, "gru_forward_input_steps: expected x [T, B, I], got ", x.sizes());
+  if (x.stride(2) != 1) x = x.contiguous();
+  w_ih = w_ih.contiguous();
+  check_inputs("gru_forward_input_steps", h0, {&w_hh, &w_ih}, {&b_ih, &b_hh, &rmask, &keep_h, &out_mask});
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == h0.scalar_type() && w_hh.scalar_type() == x.scalar_type() &&
+                  w_ih.scalar_type() == x.scalar_type(),
+              "gru_forward_input_steps: expected x and the weights on the CPU in ", h0.scalar_type(), ", got x ",
+              x.scalar_type(), " on ", x.device(), ", W_ih ", w_ih.scalar_type(), ", W_hh ", w_hh.scalar_type());
+  TORCH_CHECK(w_ih.dim() == 2 && w_ih.size(0) == w_hh.size(0) && w_ih.size(1) == x.size(2),
+              "gru_forward_input_steps: expected W_ih [", w_hh.size(0), ", ", x.size(2), "], got ", w_ih.sizes());
+  check_masks("gru_forward_input_steps", x.size(0), x.size(1), rmask, h0.size(-1),
+              {{&keep_h, h0.size(-1)}, {&out_mask, 1}});
+  Tensor bias = b_ih && b_ih->defined() ? b_ih->contiguous() : Tensor();
+  return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_forward_input_steps", [&] {
+    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias}, h0, w_hh, b_hh, rmask, keep_h, out_mask,
+                             parse_act(act), parse_act(ract), store);
   });
 }
 
