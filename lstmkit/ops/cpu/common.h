@@ -221,14 +221,15 @@ template <typename T> inline T normalise_row(const T* v, T* hat, int64_t n) {
   return T(rstd);
 }
 
-// out = rstd * (d - mean(d) - hat * mean(d * hat)), with d = d_hat_in[j] * gain[j], all in
-// double so that d - mean(d) cancels exactly where it should (a single unit).
+// out = rstd * (d - mean(d) - hat * mean(d * hat)), with d = d_hat_in[j] * gain[j]: the sums in
+// double, the terms in T. For a single unit d - mean(d) still cancels exactly (both are the
+// same rounded product) and hat is 0.
 template <typename T>
 inline void normalise_row_backward(const T* d_hat_in, const T* gain, const T* hat, T rstd, T* out, int64_t n) {
   const auto [sum_d, sum_dh] = gain_sums_in_double(d_hat_in, gain, hat, n);
-  const double mean_d = sum_d / n, mean_dh = sum_dh / n, r = rstd;
+  const T mean_d = T(sum_d / n), mean_dh = T(sum_dh / n);
 #pragma omp simd
-  for (int64_t j = 0; j < n; ++j) out[j] = T(r * (double(d_hat_in[j]) * gain[j] - mean_d - hat[j] * mean_dh));
+  for (int64_t j = 0; j < n; ++j) out[j] = rstd * (d_hat_in[j] * gain[j] - mean_d - hat[j] * mean_dh);
 }
 
 // ------------------------------------------------------------------ masks

@@ -302,14 +302,13 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       // 2. Through the cells' norm and the cell; the sums for the recurrent norm's gradient.
       for (int64_t b = 0; b < B; ++b) {
         const auto [s, sh] = combined(partial_c, b);
-        const double mean_d = s / H, mean_dh = sh / H, r = c_rs[b];
+        // The sums in double, the terms in T: for one unit d g - mean(d g) still cancels exactly.
+        const T mean_d = T(s / H), mean_dh = T(sh / H), r = c_rs[b];
         const T* dph = cb.dphi + b * H + u0;
         const T* chr = ch + b * H + u0;
         T* dcnr = cb.dcn + b * H + u0;
 #pragma omp simd
-        for (int64_t j = 0; j < units; ++j) {
-          dcnr[j] += T(r * (double(dph[j]) * g_c[u0 + j] - mean_d - chr[j] * mean_dh));
-        }
+        for (int64_t j = 0; j < units; ++j) dcnr[j] += r * (dph[j] * g_c[u0 + j] - mean_d - chr[j] * mean_dh);
         cb.through_cell(b, u0, units);
         partial_h[tid * B + b] = gain_sums(cb.d_pre + b * G + u0, g_hh + u0, hh + b * G + u0, units, H, kGates);
       }
@@ -317,13 +316,13 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       // 3. The gradient before the recurrent norm, own columns.
       for (int64_t b = 0; b < B; ++b) {
         const auto [s, sh] = combined(partial_h, b);
-        const double mean_d = s / G, mean_dh = sh / G, r = h_rs[b];
+        const T mean_d = T(s / G), mean_dh = T(sh / G), r = h_rs[b];
         for (int64_t g = 0; g < kGates; ++g) {
           const int64_t o = b * G + g * H + u0;
           const T *dp = cb.d_pre + o, *hr = hh + o, *gh = g_hh + g * H + u0;
           T* out = dhw + o;
 #pragma omp simd
-          for (int64_t j = 0; j < units; ++j) out[j] = T(r * (double(dp[j]) * gh[j] - mean_d - hr[j] * mean_dh));
+          for (int64_t j = 0; j < units; ++j) out[j] = r * (dp[j] * gh[j] - mean_d - hr[j] * mean_dh);
         }
       }
 #pragma omp barrier
