@@ -24,15 +24,6 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   const int64_t I = fused ? in.x.size(2) : 0;
   const int64_t blocks = (H + L - 1) / L;
   auto opts = h0.options();
-  // The gates r, z, n: in place in xw, or in a buffer of their own (one step's worth without
-  // store; each thread only touches its own units' columns).
-  Tensor gates_t = fused ? at::empty({store ? steps : 1, B, G}, opts) : in.xw;
-  T* gates_p = gates_t.data_ptr<T>();
-  const T* x_p = fused ? in.x.template data_ptr<T>() : nullptr;
-  const int64_t x_step = fused ? in.x.stride(0) : 0, x_row = fused ? in.x.stride(1) : 0;
-  const T* b_ih = fused && in.bias.defined() ? in.bias.template data_ptr<T>() : nullptr;
-  Tensor panels_x = fused ? at::empty({blocks * I * kGates * L}, opts) : Tensor();
-  T* pan_x = fused ? panels_x.data_ptr<T>() : nullptr;
   Slots<T> h_states(store ? steps + 1 : 2, B, H, opts);
   std::memcpy(h_states[0], h0.data_ptr<T>(), sizeof(T) * B * H);
   Tensor y = at::empty({steps, B, H}, opts);
@@ -45,14 +36,16 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   const GruForward<T> base{G, H, act, ract, ptr_or_null<T>(b_hh), rm, Mask<T>(keep_h_t), Mask<T>(out_mask_t)};
   const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, H}});
   const Team team = team_size(blocks, B * G * H);
-  const ActiveInput<T> input(active, team.threads, H, opts), input_x(active, fused ? team.threads : 0, I, opts);
+  const ActiveInput<T> input(active, team.threads, H, opts);
+  const InputSide<T> side(in, &active, team.threads, H, kGates, store, opts);   // where r, z, n go
+  const T* b_ih = side.bias();
 
 #pragma omp parallel num_threads(team.threads)
   {
     const Slice own(blocks, omp_get_thread_num(), team_workers(team));
     const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
     pack_gate_panels(w, H, H, kGates, own.first, own.last, pan);
-    if (fused) pack_gate_panels(in.w_ih.template data_ptr<T>(), H, I, kGates, own.first, own.last, pan_x);
+    side.pack(own.first, own.last);
     GruForward<T> cf = base;
     cf.gh = gh[0];
     if (rm) {
@@ -65,28 +58,27 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
     for (int64_t t = 0; t < steps; ++t) {
       const int64_t slot = store ? t : t % 2, next = store ? t + 1 : (t + 1) % 2;
       cf.t = t;
-      cf.a = gates_p + (store || !fused ? t : 0) * B * G;   // the input's part in, r, z, n out
+      cf.a = side.gates_at(t);                    // the input's part in, r, z, n out
       cf.gh_n = gh_n_all[store ? t : 0];
       cf.h = h_states[slot];
       cf.h_next = h_states[next];
       cf.y = step_ptr<T>(y, t);
       const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
-      if (!fused && t + 1 < steps) prefetch_units(gates_p + (t + 1) * B * G, B, G, H, kGates, u0, units);
+      if (!fused && t + 1 < steps) prefetch_units(side.gates_at(t + 1), B, G, H, kGates, u0, units);
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
       if (n_rows < B && units > 0) {              // rows past their end: carried
         for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) { cf.carry(b, u0, units); });
       }
       src = input.rows(src, t, omp_get_thread_num());   // the others, side by side
-      const auto xs = fused ? input_x.rows(x_p + t * x_step, x_row, t, omp_get_thread_num())
-                            : typename ActiveInput<T>::Rows{nullptr, 0};
+      const auto xs = fused ? side.x_rows(t, omp_get_thread_num()) : typename ActiveInput<T>::Rows{nullptr, 0};
       for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
         const int64_t rows = std::min(kPanelRows, n_rows - r0);
         for (int64_t ub = own.first; ub < own.last; ++ub) {   // gh = W_hh h_in, own units' columns
           const int64_t nb = std::min(L, H - ub * L);
           if (fused) {                            // gx = W_ih x_t + b_ih, kept apart: n needs r * gh_n
-            panel_gemm<T>(rows, kGates, xs.data + r0 * xs.stride, xs.stride, I, pan_x + ub * I * kGates * L, sums);
+            panel_gemm<T>(rows, kGates, xs.data + r0 * xs.stride, xs.stride, I, side.panel(ub), sums);
             for (int64_t r = 0; r < rows; ++r) {
               T* ar = cf.a + rows_of[r0 + r] * G + ub * L;
               for (int64_t g = 0; g < kGates; ++g) {
@@ -118,7 +110,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   std::memcpy(h_T.data_ptr<T>(), h_states[store ? steps : steps % 2], sizeof(T) * B * H);
   if (!store) return {y, h_T, Tensor(), Tensor(), Tensor(), Tensor()};
   Tensor h_prev = h_states.tensor.narrow(0, 0, steps);
-  return {y, h_T, gates_t, gh_n_all.tensor, h_prev, rm ? h_in_all.tensor : h_prev};
+  return {y, h_T, side.gates(), gh_n_all.tensor, h_prev, rm ? h_in_all.tensor : h_prev};
 }
 
 template <typename T>

@@ -36,14 +36,6 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   const bool peep = cell == Cell::Peephole;
   auto opts = c0.options();
   const int64_t n = store ? steps : 1;            // per-step buffers keep every step, or reuse one
-  // The gate activations: in place in xw, or in a buffer of their own (one step's worth without
-  // store; each thread only touches its own units' columns of it).
-  Tensor gates_t = fused ? at::empty({n, B, G}, opts) : in.xw;
-  T* gates_p = gates_t.data_ptr<T>();
-  const T* x_p = fused ? in.x.template data_ptr<T>() : nullptr;
-  const int64_t x_step = fused ? in.x.stride(0) : 0, x_row = fused ? in.x.stride(1) : 0;
-  const T* bias = fused && in.bias.defined() ? in.bias.template data_ptr<T>() : nullptr;
-  Tensor panels_x = fused ? at::empty({blocks * I * gates * L}, opts) : Tensor();
 
   const LstmStates<T> states(h0, c0, steps, store);
   Tensor y = at::empty({steps, B, P}, opts);
@@ -52,20 +44,21 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   if (rm) h_in_all = Slots<T>(store ? steps : 2, B, P, opts);   // the next step's input is written
   Tensor panels = at::empty({blocks * P * gates * L}, opts);     // while the current one is read
   T* pan = panels.data_ptr<T>();
-  T* pan_x = fused ? panels_x.data_ptr<T>() : nullptr;
   const T* w = w_hh.data_ptr<T>();
   const CellForward<T> base{G, H, P, cell, act, ract, /*proj=*/false, ptr_or_null<T>(w_peep), nullptr, nullptr,
                             rm, Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
   const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, P}, {&base.keep_c, H}});
   const Team team = team_size(blocks, B * G * P);
-  const ActiveInput<T> input(active, team.threads, P, opts), input_x(active, fused ? team.threads : 0, I, opts);
+  const ActiveInput<T> input(active, team.threads, P, opts);
+  const InputSide<T> side(in, &active, team.threads, H, gates, store, opts);   // where the gates go
+  const T* bias = side.bias();
 
 #pragma omp parallel num_threads(team.threads)
   {
     const Slice own(blocks, omp_get_thread_num(), team_workers(team));
     const int64_t own_u0 = own.first * L, own_units = std::min(H, own.last * L) - own_u0;
     pack_gate_panels(w, H, P, gates, own.first, own.last, pan);
-    if (fused) pack_gate_panels(in.w_ih.template data_ptr<T>(), H, I, gates, own.first, own.last, pan_x);
+    side.pack(own.first, own.last);
     CellForward<T> cf = base;
     if (rm) {
       for (int64_t b = 0; b < B; ++b) {
@@ -78,21 +71,20 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
     alignas(64) T sums[kPanelRows * kPanelVecs * L];
     for (int64_t t = 0; t < steps; ++t) {
       states.point(cf, t);
-      cf.a = gates_p + (store || !fused ? t : 0) * B * G;
+      cf.a = side.gates_at(t);
       cf.c_new = c_new_all[peep && store ? t : 0];
       cf.phic = phic_all[store ? t : 0];
       cf.y = step_ptr<T>(y, t);
       const T* src = rm ? h_in_all[states.slot(t)] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[states.slot(t + 1)] : nullptr;
-      if (!fused && t + 1 < steps) prefetch_units(gates_p + (t + 1) * B * G, B, G, H, gates, own_u0, own_units);
+      if (!fused && t + 1 < steps) prefetch_units(side.gates_at(t + 1), B, G, H, gates, own_u0, own_units);
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
       if (n_rows < B && own_units > 0) {              // rows past their end: carried
         for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) { cf.carry(b, own_u0, own_units); });
       }
       src = input.rows(src, t, omp_get_thread_num());   // the others, side by side
-      const auto xs = fused ? input_x.rows(x_p + t * x_step, x_row, t, omp_get_thread_num())
-                            : typename ActiveInput<T>::Rows{nullptr, 0};
+      const auto xs = fused ? side.x_rows(t, omp_get_thread_num()) : typename ActiveInput<T>::Rows{nullptr, 0};
       // Blocks in chunks whose panels fit the core's cache together; the cell update then runs
       // over the chunk's units at once (short loops cost more per unit than long ones).
       for (int64_t c0 = own.first; c0 < own.last; c0 += chunk_blocks) {
@@ -103,7 +95,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
             const int64_t nb = std::min(L, H - ub * L);
             const T* rec_panel = pan + ub * P * gates * L;
             if (fused) {
-              panel_gemm<T>(rows, gates, xs.data + r0 * xs.stride, xs.stride, I, pan_x + ub * I * gates * L, sums);
+              panel_gemm<T>(rows, gates, xs.data + r0 * xs.stride, xs.stride, I, side.panel(ub), sums);
               panel_gemm<T, false, true>(rows, gates, src + r0 * P, P, P, rec_panel, sums);
             } else {
               panel_gemm<T>(rows, gates, src + r0 * P, P, P, rec_panel, sums);
@@ -132,7 +124,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
 
   if (!store) return states.results(y, h0, c0, {});
   Tensor h_in_saved = rm ? h_in_all.tensor : states.h_prev();
-  return states.results(y, h0, c0, {gates_t, states.c_prev(), peep ? c_new_all.tensor : none(), phic_all.tensor,
+  return states.results(y, h0, c0, {side.gates(), states.c_prev(), peep ? c_new_all.tensor : none(), phic_all.tensor,
                              h_in_saved});
 }
 

@@ -69,8 +69,6 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   // Saved for backward; without it the input is normalised in place (in xw, or in one slot
   // that every step reuses when the loop makes the input's product itself).
   Slots<T> x_hat_all = store ? Slots<T>(steps, B, G, opts) : fused ? Slots<T>(1, B, G, opts) : Slots<T>();
-  // The gate activations: in place in xw, or in a buffer of their own.
-  Tensor gates_t = fused ? at::empty({n, B, G}, opts) : in.xw;
   Slots<T> h_hat_all(n, B, G, opts), c_hat_all(n, B, H, opts);
   Slots<T> x_rstd_all(steps, B, 1, opts), h_rstd_all(steps, B, 1, opts), c_rstd_all(steps, B, 1, opts);
   const T* rm = ptr_or_null<T>(rmask);
@@ -78,15 +76,11 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   Tensor panels = at::empty({blocks * P * kGates * L}, opts);
   T* pan = panels.data_ptr<T>();
   const T* w = w_hh.data_ptr<T>();
-  T* gates_p = gates_t.data_ptr<T>();
-  T* x_hat = store || fused ? x_hat_all[0] : gates_p;
-  const T* x_p = fused ? in.x.template data_ptr<T>() : nullptr;
-  const int64_t x_step = fused ? in.x.stride(0) : 0, x_row = fused ? in.x.stride(1) : 0;
-  Tensor panels_x = fused ? at::empty({blocks * I * kGates * L}, opts) : Tensor();
-  T* pan_x = fused ? panels_x.data_ptr<T>() : nullptr;
+  const Team team = team_size(blocks, B * G * P);
+  const InputSide<T> side(in, nullptr, team.threads, H, kGates, store, opts);   // where the gates go
+  T* x_hat = store || fused ? x_hat_all[0] : side.gates_at(0);
   const T *bi = ptr_or_null<T>(b_ih), *bh = ptr_or_null<T>(b_hh);
   const T *g_ih = gain_ih_t.data_ptr<T>(), *g_hh = gain_hh_t.data_ptr<T>();
-  const Team team = team_size(blocks, B * G * P);
   // [thread][row] partial moments of the recurrent norm's and the cells' norm's rows: two
   // buffers, since a thread may start filling the second while the others still read the first.
   // (And of the input's norm's rows, when the loop makes the input's product.)
@@ -102,11 +96,10 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
     const Slice own(blocks, tid, team_workers(team));
     const int64_t u0 = own.first * L, units = std::max<int64_t>(0, std::min(H, own.last * L) - u0);
     pack_gate_panels(w, H, P, kGates, own.first, own.last, pan);
-    if (fused) {
-      pack_gate_panels(in.w_ih.template data_ptr<T>(), H, I, kGates, own.first, own.last, pan_x);
-    } else {
+    side.pack(own.first, own.last);
+    if (!fused) {
       for (int64_t row = steps * B * tid / size; row < steps * B * (tid + 1) / size; ++row) {
-        x_rstd_all[0][row] = normalise_row(gates_p + row * G, x_hat + row * G, G);
+        x_rstd_all[0][row] = normalise_row(side.gates_at(0) + row * G, x_hat + row * G, G);
       }
     }
     if (rm) {
@@ -125,7 +118,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
     for (int64_t t = 0; t < steps; ++t) {
       const int64_t at_t = store ? t : 0;
       states.point(cf, t);
-      cf.a = gates_p + (store || !fused ? t : 0) * B * G;
+      cf.a = side.gates_at(t);
       cf.phic = phic_all[at_t];
       cf.c_hat = c_hat_all[at_t];
       cf.y = step_ptr<T>(y, t);
@@ -135,12 +128,12 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[states.slot(t + 1)] : nullptr;
 
       if (!fused && t + 1 < steps) {              // the next step's input part and its normalised twin
-        prefetch_units(gates_p + (t + 1) * B * G, B, G, H, kGates, u0, units);
+        prefetch_units(side.gates_at(t + 1), B, G, H, kGates, u0, units);
         if (store) prefetch_units(x_hat + (t + 1) * B * G, B, G, H, kGates, u0, units);
       }
       // 1. W_hh h_in (and W_ih x_t, fused) for own units' four gate columns, and their moments
       // per row. The input's product goes where its normalised values will be.
-      const T* x_t = fused ? x_p + t * x_step : nullptr;
+      const auto xs = fused ? side.x_rows(t, tid) : typename ActiveInput<T>::Rows{nullptr, 0};
       for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
         const int64_t rows = std::min(kPanelRows, B - r0);
         for (int64_t ub = own.first; ub < own.last; ++ub) {
@@ -153,7 +146,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
             }
           };
           if (fused) {
-            panel_gemm<T>(rows, kGates, x_t + r0 * x_row, x_row, I, pan_x + ub * I * kGates * L, sums);
+            panel_gemm<T>(rows, kGates, xs.data + r0 * xs.stride, xs.stride, I, side.panel(ub), sums);
             keep(x_hat_t);
           }
           panel_gemm<T>(rows, kGates, src + r0 * P, P, P, pan + ub * P * kGates * L, sums);
@@ -216,7 +209,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
 
   if (!store) return states.results(y, h0, c0, {});
   Tensor h_in_saved = rm ? h_in_all.tensor : states.h_prev();
-  return states.results(y, h0, c0, {gates_t, states.c_prev(), none(), phic_all.tensor, h_in_saved, none(),
+  return states.results(y, h0, c0, {side.gates(), states.c_prev(), none(), phic_all.tensor, h_in_saved, none(),
                              x_hat_all.tensor, x_rstd_all.tensor, h_hat_all.tensor, h_rstd_all.tensor, c_hat_all.tensor,
                              c_rstd_all.tensor});
 }

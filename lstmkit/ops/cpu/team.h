@@ -136,6 +136,52 @@ struct GateInput {
   bool fused() const { return x.defined(); }
 };
 
+// A team forward's side of its GateInput: where step t's gate pre-activations are (xw itself, or
+// a buffer of their own: every step's when they are stored for backward, else one step's, each
+// thread touching only its own units' columns), and with the fused input x_t's active rows and
+// each thread's panels of W_ih. `active` may be null (every row runs every step).
+template <typename T> class InputSide {
+ public:
+  InputSide(const GateInput& in, const ActiveRows* active, int threads, int64_t H, int64_t gates, bool store,
+            const at::TensorOptions& opts)
+      : in_(in), fused_(in.fused()), one_slot_(fused_ && !store), H_(H), gates_(gates),
+        I_(fused_ ? in.x.size(2) : 0),
+        rows_(active ? std::optional<ActiveInput<T>>(std::in_place, *active, fused_ ? threads : 0, I_, opts)
+                     : std::nullopt),
+        buffer_(fused_ ? at::empty({store ? in.x.size(0) : 1, in.x.size(1), gates * H}, opts) : in.xw),
+        panels_(fused_ ? at::empty({(H + Simd<T>::lanes - 1) / Simd<T>::lanes * I_ * gates * Simd<T>::lanes}, opts)
+                       : Tensor()) {}
+
+  bool fused() const { return fused_; }
+  int64_t input_size() const { return I_; }
+  const Tensor& gates() const { return buffer_; }   // what backward gets as the saved gates
+  T* gates_at(int64_t t) const {
+    const int64_t step = buffer_.size(1) * buffer_.size(2);
+    return buffer_.template data_ptr<T>() + (one_slot_ ? 0 : t) * step;
+  }
+  const T* bias() const { return in_.bias.defined() ? in_.bias.template data_ptr<T>() : nullptr; }
+
+  // W_ih's panels for the unit blocks [first, last) (fused only).
+  void pack(int64_t first, int64_t last) const {
+    if (fused_) pack_gate_panels(in_.w_ih.template data_ptr<T>(), H_, I_, gates_, first, last, panel(0));
+  }
+  T* panel(int64_t ub) const { return panels_.template data_ptr<T>() + ub * I_ * gates_ * Simd<T>::lanes; }
+
+  // x_t's rows, or its active ones gathered (thread tid's buffer).
+  typename ActiveInput<T>::Rows x_rows(int64_t t, int tid) const {
+    const T* step = in_.x.template data_ptr<T>() + t * in_.x.stride(0);
+    if (rows_) return rows_->rows(step, in_.x.stride(1), t, tid);
+    return {step, in_.x.stride(1)};
+  }
+
+ private:
+  const GateInput& in_;
+  bool fused_, one_slot_;
+  int64_t H_, gates_, I_;
+  std::optional<ActiveInput<T>> rows_;
+  Tensor buffer_, panels_;
+};
+
 // Calls f(b) for the rows of 0..B-1 missing from the sorted list `active` of n rows.
 template <typename F> void for_inactive_rows(int64_t B, const int64_t* active, int64_t n, const F& f) {
   int64_t i = 0;
