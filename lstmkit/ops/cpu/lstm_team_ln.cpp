@@ -8,6 +8,7 @@
 // The input's layer norm needs no state: all steps are normalised before the loop (forward) and
 // its gradient is taken after it (backward).
 #include <cmath>
+#include <type_traits>
 
 #include "lstm_cell.h"
 #include "panel_gemm.h"
@@ -79,7 +80,11 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   const Team team = team_size(blocks, B * G * P);
   const InputSide<T> side(in, nullptr, team.threads, H, kGates, store, opts);   // where the gates go
   T* x_hat = store || fused ? x_hat_all[0] : side.gates_at(0);
-  const T *bi = ptr_or_null<T>(b_ih), *bh = ptr_or_null<T>(b_hh);
+  // b_ih + b_hh, added after the norms (zeros for a layer without biases)
+  Tensor bias_sum_t = at::zeros({G}, opts);
+  if (b_ih && b_ih->defined()) bias_sum_t += *b_ih;
+  if (b_hh && b_hh->defined()) bias_sum_t += *b_hh;
+  const T* bias_sum = bias_sum_t.data_ptr<T>();
   const T *g_ih = gain_ih_t.data_ptr<T>(), *g_hh = gain_hh_t.data_ptr<T>();
   // [thread][row] partial moments of the recurrent norm's and the cells' norm's rows: two
   // buffers, since a thread may start filling the second while the others still read the first.
@@ -163,31 +168,42 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
         const Moments m = combined(partial_h, b);
         const double mean = m.mean, rstd = m.rstd();
         if (tid == 0) h_rstd_all[t][b] = T(rstd);
-        if (fused) {                              // the input's norm, in place
+        // Both norms, the gains and the biases in one pass, in T (the moments are in double).
+        // Stored for backward: the normalised input (in place, when the loop made it) and h_hat.
+        double x_mean = 0, x_rstd = 1;
+        if (fused) {
           const Moments mx = combined(partial_x, b);
-          const double x_mean = mx.mean, x_rstd = mx.rstd();
+          x_mean = mx.mean;
+          x_rstd = mx.rstd();
           if (tid == 0) x_rstd_all[t][b] = T(x_rstd);
+        }
+        const T hm = T(mean), hr = T(rstd), xm = T(x_mean), xr = T(x_rstd);
+        auto pass = [&](auto normalise_x, auto keep) {
           for (int64_t g = 0; g < kGates; ++g) {
-            T* xh = x_hat_t + b * G + g * H + u0;
+            const int64_t o = b * G + g * H + u0, col = g * H + u0;
+            T* ar = cf.a + o;
+            T* hh = h_hat + o;
+            T* xh = x_hat_t + o;
+            const T* hv = hw[0] + o;
+            const T *gi = g_ih + col, *gh = g_hh + col, *bs = bias_sum + col;
 #pragma omp simd
-            for (int64_t j = 0; j < units; ++j) xh[j] = T((xh[j] - x_mean) * x_rstd);
+            for (int64_t j = 0; j < units; ++j) {
+              const T xn = normalise_x ? (xh[j] - xm) * xr : xh[j];
+              const T hn = (hv[j] - hm) * hr;
+              if (keep) {
+                if (normalise_x) xh[j] = xn;
+                hh[j] = hn;
+              }
+              ar[j] = xn * gi[j] + hn * gh[j] + bs[j];
+            }
           }
-        }
-        for (int64_t g = 0; g < kGates; ++g) {
-          const int64_t o = b * G + g * H + u0, col = g * H + u0;
-          T* ar = cf.a + o;
-          T* hh = h_hat + o;
-          const T* hv = hw[0] + o;
-          const T* xh = x_hat_t + o;
-          const T* gi = g_ih + col;
-          const T* gh = g_hh + col;
-#pragma omp simd
-          for (int64_t j = 0; j < units; ++j) {
-            hh[j] = T((hv[j] - mean) * rstd);
-            ar[j] = xh[j] * gi[j] + hh[j] * gh[j] + (bi ? bi[col + j] : T(0)) +
-                    (bh ? bh[col + j] : T(0));
-          }
-        }
+        };
+        using yes = std::true_type;
+        using no = std::false_type;
+        if (fused && store) pass(yes(), yes());
+        else if (fused) pass(yes(), no());
+        else if (store) pass(no(), yes());
+        else pass(no(), no());
         cf.update_cell(b, u0, units);
       }
       for (int64_t b = 0; b < B; ++b) partial_c[tid * B + b] = Moments::of(cf.c_new + b * H + u0, units, 0, 1);
