@@ -148,18 +148,19 @@ void pack_column_panels(const T* w, int64_t K, int64_t N, int64_t first, int64_t
 
 // out[b][c] += (A @ W)[b][c] * mask[b][c] (mask optional) for the columns c of the blocks
 // [first, last) of W [K, N], packed by pack_column_panels, and the n rows b listed in `rows_of`;
-// A [.., K] and out [.., N] row-major. A's rows are first copied
-// k-major per block of rows into `a_packed` ([n, K], the caller's): in the team loops half of A
-// was just written by the other threads, and one sequential pass fetches it faster than the
-// product's strided reads would.
+// A [.., K] and out [.., N] row-major. A block of consecutive rows is read in place, rows K
+// apart (six sequential streams); a block with gaps (rows past their end left out) is first
+// copied k-major into `a_packed` ([n, K], the caller's).
 template <typename T>
 void add_product_columns(const T* a, const int64_t* rows_of, int64_t n, int64_t K, const T* panels, int64_t first,
                          int64_t last, int64_t N, const T* mask, T* a_packed, T* out) {
   constexpr int64_t L = Simd<T>::lanes;
   if (first >= last) return;                     // a thread that owns no columns
   alignas(64) T sums[kPanelRows * kPanelVecs * L];
+  auto consecutive = [&](int64_t r0, int64_t rows) { return rows_of[r0 + rows - 1] - rows_of[r0] == rows - 1; };
   for (int64_t r0 = 0; r0 < n; r0 += kPanelRows) {
     const int64_t rows = std::min(kPanelRows, n - r0);
+    if (consecutive(r0, rows)) continue;
     T* dst = a_packed + r0 * K;
     for (int64_t r = 0; r < rows; ++r) {
       const T* src = a + rows_of[r0 + r] * K;
@@ -171,7 +172,11 @@ void add_product_columns(const T* a, const int64_t* rows_of, int64_t n, int64_t 
     const T* panel = panels + c0 * K * L;
     for (int64_t r0 = 0; r0 < n; r0 += kPanelRows) {
       const int64_t rows = std::min(kPanelRows, n - r0);
-      panel_gemm<T, true>(rows, nv, a_packed + r0 * K, 0, K, panel, sums);
+      if (consecutive(r0, rows)) {
+        panel_gemm<T>(rows, nv, a + rows_of[r0] * K, K, K, panel, sums);
+      } else {
+        panel_gemm<T, true>(rows, nv, a_packed + r0 * K, 0, K, panel, sums);
+      }
       for (int64_t r = 0; r < rows; ++r) {
         for (int64_t v = 0; v < nv; ++v) {
           const int64_t col = (c0 + v) * L, nc = std::min(L, N - col);
