@@ -248,6 +248,35 @@ template <typename T> struct Mask {
   T at(int64_t t, int64_t b, int64_t j) const { return data[t * st + b * sb + j * sj]; }
 };
 
+// A state's next value for units u0 .. u0 + n of row b: k * prev + (1 - k) * fresh(j), k the
+// keep mask (zoneout's draw, 1 past a sequence's end), or fresh(j) without one.
+template <typename T, typename Fresh>
+inline void next_state(const Mask<T>& keep, int64_t t, int64_t b, int64_t u0, int64_t n, const T* prev, Fresh fresh,
+                       T* state) {
+  if (keep.present()) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) {
+      const T k = keep.at(t, b, u0 + j);
+      state[j] = k * prev[j] + (T(1) - k) * fresh(j);
+    }
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) state[j] = fresh(j);
+  }
+}
+
+// From n values of a new state h: the output y = h * out_scale (0 past a sequence's end), and
+// the next step's recurrent input h * rm when recurrent dropout is on (h_in not null).
+template <typename T>
+inline void emit_rows(const T* h, T out_scale, T* y, const T* rm, T* h_in, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) y[j] = h[j] * out_scale;
+  if (h_in) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) h_in[j] = h[j] * rm[j];
+  }
+}
+
 template <typename T> inline const T* ptr_or_null(const OptTensor& t) {
   return (t && t->defined()) ? t->data_ptr<T>() : nullptr;
 }

@@ -57,28 +57,9 @@ template <typename T> struct GruForward {
     const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
     const int64_t o = b * H + u0;
     const T* hp = h + o;
-    T* hx = h_next + o;
-    T* yr = y + o;
-    if (keep_h.present()) {
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        T k = keep_h.at(t, b, u0 + j);
-        hx[j] = k * hp[j] + (T(1) - k) * ((T(1) - z[j]) * nn[j] + z[j] * hp[j]);
-        yr[j] = hx[j] * om;
-      }
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        hx[j] = (T(1) - z[j]) * nn[j] + z[j] * hp[j];
-        yr[j] = hx[j] * om;
-      }
-    }
-    if (h_in_next) {
-      T* hi = h_in_next + o;
-      const T* m = rm + o;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) hi[j] = hx[j] * m[j];
-    }
+    next_state(keep_h, t, b, u0, n, hp, [z, nn, hp](int64_t j) { return (T(1) - z[j]) * nn[j] + z[j] * hp[j]; },
+               h_next + o);
+    emit_rows(h_next + o, om, y + o, rm ? rm + o : nullptr, h_in_next ? h_in_next + o : nullptr, n);
   }
 };
 

@@ -43,15 +43,12 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
 #pragma omp parallel num_threads(team.threads)
   {
     const Slice own(blocks, omp_get_thread_num(), team_workers(team));
-    const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
-    pack_gate_panels(w, H, H, kGates, own.first, own.last, pan);
-    side.pack(own.first, own.last);
+    const int64_t u0 = own.unit0(L), units = own.units(H, L);
+    pack_own_panels(own, w, H, H, kGates, pan, side);
     GruForward<T> cf = base;
     cf.gh = gh[0];
     if (rm) {
-      for (int64_t b = 0; b < B; ++b) {
-        for (int64_t u = u0; u < u0 + units; ++u) h_in_all[0][b * H + u] = h_states[0][b * H + u] * rm[b * H + u];
-      }
+      mask_columns(h_states[0], rm, B, H, u0, units, h_in_all[0]);
 #pragma omp barrier
     }
     alignas(64) T sums[kPanelRows * kPanelVecs * L];
@@ -66,21 +63,15 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
       const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
       if (!fused && t + 1 < steps) prefetch_units(side.gates_at(t + 1), B, G, H, kGates, u0, units);
-      const int64_t n_rows = active.count[t];
-      const int64_t* rows_of = active.of(t);
-      if (n_rows < B && units > 0) {              // rows past their end: carried
-        for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) { cf.carry(b, u0, units); });
-      }
-      src = input.rows(src, t, omp_get_thread_num());   // the others, side by side
-      const auto xs = fused ? side.x_rows(t, omp_get_thread_num()) : typename ActiveInput<T>::Rows{nullptr, 0};
-      for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
-        const int64_t rows = std::min(kPanelRows, n_rows - r0);
+      const StepRows<T> step = step_rows(active, input, side, t, omp_get_thread_num(), src, u0, units, cf);
+      for (int64_t r0 = 0; r0 < step.count; r0 += kPanelRows) {
+        const int64_t rows = std::min(kPanelRows, step.count - r0);
         for (int64_t ub = own.first; ub < own.last; ++ub) {   // gh = W_hh h_in, own units' columns
           const int64_t nb = std::min(L, H - ub * L);
           if (fused) {                            // gx = W_ih x_t + b_ih, kept apart: n needs r * gh_n
-            panel_gemm<T>(rows, kGates, xs.data + r0 * xs.stride, xs.stride, I, side.panel(ub), sums);
+            panel_gemm<T>(rows, kGates, step.x.data + r0 * step.x.stride, step.x.stride, I, side.panel(ub), sums);
             for (int64_t r = 0; r < rows; ++r) {
-              T* ar = cf.a + rows_of[r0 + r] * G + ub * L;
+              T* ar = cf.a + step.of[r0 + r] * G + ub * L;
               for (int64_t g = 0; g < kGates; ++g) {
                 const T* sg = sums + (r * kGates + g) * L;
                 if (b_ih) {
@@ -91,16 +82,16 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
               }
             }
           }
-          panel_gemm<T>(rows, kGates, src + r0 * H, H, H, pan + ub * H * kGates * L, sums);
+          panel_gemm<T>(rows, kGates, step.src + r0 * H, H, H, pan + ub * H * kGates * L, sums);
           for (int64_t r = 0; r < rows; ++r) {
-            T* ghr = gh[0] + rows_of[r0 + r] * G + ub * L;
+            T* ghr = gh[0] + step.of[r0 + r] * G + ub * L;
             for (int64_t g = 0; g < kGates; ++g) {
               copy_lanes(ghr + g * H, sums + (r * kGates + g) * L, nb);
             }
           }
         }
         if (units > 0) {
-          for (int64_t r = 0; r < rows; ++r) cf.units(rows_of[r0 + r], u0, units);
+          for (int64_t r = 0; r < rows; ++r) cf.units(step.of[r0 + r], u0, units);
         }
       }
 #pragma omp barrier
@@ -136,7 +127,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
 #pragma omp parallel num_threads(team.threads)
   {
     const Slice own(blocks, omp_get_thread_num(), team_workers(team));
-    const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
+    const int64_t u0 = own.unit0(L), units = own.units(H, L);
     pack_column_panels(w, G, H, own.first, own.last, pan);
     T* a_packed = a_pack.data_ptr<T>() + omp_get_thread_num() * B * G;
     GruBackward<T> cb = base;

@@ -126,16 +126,7 @@ template <typename T> struct CellForward {
       std::memcpy(pr, cn, sizeof(T) * n);
     }
     activate(act, pr, n);
-    T* cx = c_next + b * H + u0;
-    if (keep_c.present()) {
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        T k = keep_c.at(t, b, u0 + j);
-        cx[j] = k * cp[j] + (T(1) - k) * cn[j];
-      }
-    } else {
-      std::memcpy(cx, cn, sizeof(T) * n);
-    }
+    next_state(keep_c, t, b, u0, n, cp, [cn](int64_t j) { return cn[j]; }, c_next + b * H + u0);
     if (proj) {
       T* hc = h_core + b * H + u0;
 #pragma omp simd
@@ -144,29 +135,8 @@ template <typename T> struct CellForward {
     }
     const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
     const int64_t r = b * P + u0;                 // P == H without projection
-    T* hn = h_next + r;
-    T* yr = y + r;
-    if (keep_h.present()) {
-      const T* hp = h + r;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        T k = keep_h.at(t, b, u0 + j);
-        hn[j] = k * hp[j] + (T(1) - k) * (ao[j] * pr[j]);
-        yr[j] = hn[j] * om;
-      }
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        hn[j] = ao[j] * pr[j];
-        yr[j] = hn[j] * om;
-      }
-    }
-    if (h_in_next) {
-      T* hi = h_in_next + r;
-      const T* m = rm + r;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) hi[j] = hn[j] * m[j];
-    }
+    next_state(keep_h, t, b, u0, n, h + r, [ao, pr](int64_t j) { return ao[j] * pr[j]; }, h_next + r);
+    emit_rows(h_next + r, om, y + r, rm ? rm + r : nullptr, h_in_next ? h_in_next + r : nullptr, n);
   }
 };
 

@@ -56,16 +56,11 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
 #pragma omp parallel num_threads(team.threads)
   {
     const Slice own(blocks, omp_get_thread_num(), team_workers(team));
-    const int64_t own_u0 = own.first * L, own_units = std::min(H, own.last * L) - own_u0;
-    pack_gate_panels(w, H, P, gates, own.first, own.last, pan);
-    side.pack(own.first, own.last);
+    const int64_t own_u0 = own.unit0(L), own_units = own.units(H, L);
+    pack_own_panels(own, w, H, P, gates, pan, side);
     CellForward<T> cf = base;
     if (rm) {
-      for (int64_t b = 0; b < B; ++b) {
-        for (int64_t u = own_u0; u < own_u0 + own_units; ++u) {
-          h_in_all[0][b * P + u] = states.h[0][b * P + u] * rm[b * P + u];
-        }
-      }
+      mask_columns(states.h[0], rm, B, P, own_u0, own_units, h_in_all[0]);
 #pragma omp barrier
     }
     alignas(64) T sums[kPanelRows * kPanelVecs * L];
@@ -78,30 +73,24 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
       const T* src = rm ? h_in_all[states.slot(t)] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[states.slot(t + 1)] : nullptr;
       if (!fused && t + 1 < steps) prefetch_units(side.gates_at(t + 1), B, G, H, gates, own_u0, own_units);
-      const int64_t n_rows = active.count[t];
-      const int64_t* rows_of = active.of(t);
-      if (n_rows < B && own_units > 0) {              // rows past their end: carried
-        for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) { cf.carry(b, own_u0, own_units); });
-      }
-      src = input.rows(src, t, omp_get_thread_num());   // the others, side by side
-      const auto xs = fused ? side.x_rows(t, omp_get_thread_num()) : typename ActiveInput<T>::Rows{nullptr, 0};
+      const StepRows<T> step = step_rows(active, input, side, t, omp_get_thread_num(), src, own_u0, own_units, cf);
       // Blocks in chunks whose panels fit the core's cache together; the cell update then runs
       // over the chunk's units at once (short loops cost more per unit than long ones).
       for (int64_t c0 = own.first; c0 < own.last; c0 += chunk_blocks) {
         const int64_t c1 = std::min(c0 + chunk_blocks, own.last), u0 = c0 * L, nu = std::min(H, c1 * L) - u0;
-        for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
-          const int64_t rows = std::min(kPanelRows, n_rows - r0);
+        for (int64_t r0 = 0; r0 < step.count; r0 += kPanelRows) {
+          const int64_t rows = std::min(kPanelRows, step.count - r0);
           for (int64_t ub = c0; ub < c1; ++ub) {
             const int64_t nb = std::min(L, H - ub * L);
             const T* rec_panel = pan + ub * P * gates * L;
             if (fused) {
-              panel_gemm<T>(rows, gates, xs.data + r0 * xs.stride, xs.stride, I, side.panel(ub), sums);
-              panel_gemm<T, false, true>(rows, gates, src + r0 * P, P, P, rec_panel, sums);
+              panel_gemm<T>(rows, gates, step.x.data + r0 * step.x.stride, step.x.stride, I, side.panel(ub), sums);
+              panel_gemm<T, false, true>(rows, gates, step.src + r0 * P, P, P, rec_panel, sums);
             } else {
-              panel_gemm<T>(rows, gates, src + r0 * P, P, P, rec_panel, sums);
+              panel_gemm<T>(rows, gates, step.src + r0 * P, P, P, rec_panel, sums);
             }
             for (int64_t r = 0; r < rows; ++r) {
-              T* ar = cf.a + rows_of[r0 + r] * G + ub * L;
+              T* ar = cf.a + step.of[r0 + r] * G + ub * L;
               for (int64_t g = 0; g < gates; ++g) {
                 const T* s = sums + (r * gates + g) * L;
                 if (!fused) {
@@ -115,7 +104,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
               }
             }
           }
-          for (int64_t r = 0; r < rows; ++r) cf.units(rows_of[r0 + r], u0, nu);
+          for (int64_t r = 0; r < rows; ++r) cf.units(step.of[r0 + r], u0, nu);
         }
       }
 #pragma omp barrier
@@ -160,7 +149,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   {
     const Slice own(blocks, omp_get_thread_num(), team_workers(team));
     pack_column_panels(w, G, P, own.first, own.last, pan);
-    const int64_t u0 = own.first * L, units = std::min(H, own.last * L) - u0;
+    const int64_t u0 = own.unit0(L), units = own.units(H, L);
     CellBackward<T> cb = base;
     T* a_packed = a_pack.data_ptr<T>() + omp_get_thread_num() * B * G;
     for (int64_t t = steps - 1; t >= 0; --t) {

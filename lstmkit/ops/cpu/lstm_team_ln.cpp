@@ -49,8 +49,8 @@ struct Moments {
 };
 
 template <typename T>
-std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const OptTensor& b_ih,
-                            const OptTensor& b_hh, const Tensor& gain_ih_t, const Tensor& gain_hh_t,
+std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+                            const OptTensor& b_ih, const OptTensor& b_hh, const Tensor& gain_ih_t, const Tensor& gain_hh_t,
                             const Tensor& gain_c_t, const Tensor& bias_c_t, const OptTensor& rmask,
                             const OptTensor& keep_h_t, const OptTensor& keep_c_t, const OptTensor& out_mask_t, Act act,
                             Act ract, bool store) {
@@ -99,19 +99,14 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   {
     const int tid = omp_get_thread_num(), size = omp_get_num_threads();
     const Slice own(blocks, tid, team_workers(team));
-    const int64_t u0 = own.first * L, units = std::max<int64_t>(0, std::min(H, own.last * L) - u0);
-    pack_gate_panels(w, H, P, kGates, own.first, own.last, pan);
-    side.pack(own.first, own.last);
+    const int64_t u0 = own.unit0(L), units = own.units(H, L);
+    pack_own_panels(own, w, H, P, kGates, pan, side);
     if (!fused) {
       for (int64_t row = steps * B * tid / size; row < steps * B * (tid + 1) / size; ++row) {
         x_rstd_all[0][row] = normalise_row(side.gates_at(0) + row * G, x_hat + row * G, G);
       }
     }
-    if (rm) {
-      for (int64_t b = 0; b < B; ++b) {
-        for (int64_t u = u0; u < u0 + units; ++u) h_in_all[0][b * P + u] = states.h[0][b * P + u] * rm[b * P + u];
-      }
-    }
+    if (rm) mask_columns(states.h[0], rm, B, P, u0, units, h_in_all[0]);
 #pragma omp barrier
     CellForward<T> cf = base;
     auto combined = [&](const std::vector<Moments>& partial, int64_t b) {
@@ -281,7 +276,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   {
     const int tid = omp_get_thread_num(), size = omp_get_num_threads();
     const Slice own(blocks, tid, team_workers(team));
-    const int64_t u0 = own.first * L, units = std::max<int64_t>(0, std::min(H, own.last * L) - u0);
+    const int64_t u0 = own.unit0(L), units = own.units(H, L);
     pack_column_panels(w, G, P, own.first, own.last, pan);
     T* a_packed = a_pack.data_ptr<T>() + tid * B * G;
     auto combined = [&](const std::vector<Sums>& partial, int64_t b) {

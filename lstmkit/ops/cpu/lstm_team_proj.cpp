@@ -46,18 +46,14 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   {
     const int tid = omp_get_thread_num();
     const Slice units(unit_blocks, tid, team_workers(team)), outs(out_blocks, tid, team_workers(team));
-    const int64_t u0 = units.first * L, nu = std::max<int64_t>(0, std::min(H, units.last * L) - u0);
-    const int64_t p0 = outs.first * L, np = std::max<int64_t>(0, std::min(P, outs.last * L) - p0);
+    const int64_t u0 = units.unit0(L), nu = units.units(H, L);
+    const int64_t p0 = outs.unit0(L), np = outs.units(P, L);
     pack_gate_panels(w_hh.data_ptr<T>(), H, P, gates, units.first, units.last, gp);
     pack_column_panels(w_hr_t.data_ptr<T>(), H, P, outs.first, outs.last, op);
     T* a_packed = a_pack.data_ptr<T>() + tid * B * H;
     std::vector<int64_t> all_rows(B);
     for (int64_t b = 0; b < B; ++b) all_rows[b] = b;
-    if (rm) {
-      for (int64_t b = 0; b < B; ++b) {
-        for (int64_t j = p0; j < p0 + np; ++j) h_in_all[0][b * P + j] = states.h[0][b * P + j] * rm[b * P + j];
-      }
-    }
+    if (rm) mask_columns(states.h[0], rm, B, P, p0, np, h_in_all[0]);
 #pragma omp barrier
     CellForward<T> cf = base;
     alignas(64) T sums[kPanelRows * kPanelVecs * L];
@@ -146,8 +142,8 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   {
     const int tid = omp_get_thread_num();
     const Slice units(unit_blocks, tid, team_workers(team)), outs(out_blocks, tid, team_workers(team));
-    const int64_t u0 = units.first * L, nu = std::max<int64_t>(0, std::min(H, units.last * L) - u0);
-    const int64_t p0 = outs.first * L, np = std::max<int64_t>(0, std::min(P, outs.last * L) - p0);
+    const int64_t u0 = units.unit0(L), nu = units.units(H, L);
+    const int64_t p0 = outs.unit0(L), np = outs.units(P, L);
     pack_column_panels(w_hh.data_ptr<T>(), G, P, outs.first, outs.last, hhp);
     pack_column_panels(w_hr.data_ptr<T>(), P, H, units.first, units.last, hrp);
     T* a_packed = a_pack.data_ptr<T>() + tid * B * std::max(G, P);

@@ -51,6 +51,9 @@ struct Slice {
   Slice(int64_t blocks, int tid, int workers)
       : first(tid < workers ? blocks * tid / workers : blocks),
         last(tid < workers ? blocks * (tid + 1) / workers : blocks) {}
+  // The hidden units its blocks of L cover, of H: [unit0, unit0 + units) (none past the workers).
+  int64_t unit0(int64_t L) const { return first * L; }
+  int64_t units(int64_t H, int64_t L) const { return std::max<int64_t>(0, std::min(H, last * L) - first * L); }
 };
 
 inline int team_workers(const Team& team) { return std::min(omp_get_num_threads(), team.workers); }
@@ -191,6 +194,46 @@ template <typename F> void for_inactive_rows(int64_t B, const int64_t* active, i
     } else {
       f(b);
     }
+  }
+}
+
+// What a team forward's step t multiplies, for thread tid: the active rows (those past their
+// end are carried by `cell` for the thread's units first), the recurrent input `src` and, with
+// the fused input, x_t, each as the product reads them (the active rows side by side).
+template <typename T> struct StepRows {
+  int64_t count;
+  const int64_t* of;
+  const T* src;
+  typename ActiveInput<T>::Rows x;
+};
+
+template <typename T, typename CellStep>
+StepRows<T> step_rows(const ActiveRows& active, const ActiveInput<T>& input, const InputSide<T>& side, int64_t t,
+                      int tid, const T* src, int64_t u0, int64_t units, const CellStep& cell) {
+  const int64_t n = active.count[t];
+  const int64_t* of = active.of(t);
+  if (n < active.batch && units > 0) {
+    for_inactive_rows(active.batch, of, n, [&](int64_t b) { cell.carry(b, u0, units); });
+  }
+  return {n, of, input.rows(src, t, tid),
+          side.fused() ? side.x_rows(t, tid) : typename ActiveInput<T>::Rows{nullptr, 0}};
+}
+
+// A thread's panels for its unit blocks: of W_hh [gates * H, P] into pan, and of W_ih when the
+// loop makes the input's product (side).
+template <typename T>
+inline void pack_own_panels(const Slice& own, const T* w_hh, int64_t H, int64_t P, int64_t gates, T* pan,
+                            const InputSide<T>& side) {
+  pack_gate_panels(w_hh, H, P, gates, own.first, own.last, pan);
+  side.pack(own.first, own.last);
+}
+
+// The first step's recurrent input under recurrent dropout, h_in = h0 * rm, for the columns
+// [c0, c0 + n) of every row of the [B, P] tensors (a thread's own; a barrier follows).
+template <typename T>
+inline void mask_columns(const T* h, const T* rm, int64_t B, int64_t P, int64_t c0, int64_t n, T* h_in) {
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t j = c0; j < c0 + n; ++j) h_in[b * P + j] = h[b * P + j] * rm[b * P + j];
   }
 }
 
