@@ -50,8 +50,9 @@ struct Moments {
 
 template <typename T>
 std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
-                            const OptTensor& b_ih, const OptTensor& b_hh, const Tensor& gain_ih_t, const Tensor& gain_hh_t,
-                            const Tensor& gain_c_t, const Tensor& bias_c_t, const OptTensor& rmask,
+                            const OptTensor& b_ih, const OptTensor& b_hh, const Tensor& gain_ih_t,
+                            const Tensor& gain_hh_t, const Tensor& gain_c_t, const Tensor& bias_c_t,
+                            const OptTensor& rmask,
                             const OptTensor& keep_h_t, const OptTensor& keep_c_t, const OptTensor& out_mask_t, Act act,
                             Act ract, bool store) {
   constexpr int64_t L = Simd<T>::lanes;
