@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 import lstmkit.nn as lnn
 from lstmkit import ops
 from lstmkit.ops import cpu, gru_steps, lstm_steps, reference
-from lstmkit.ops.gru_bptt import GRUFunction, gru_forward
-from lstmkit.ops.lstm_bptt import LSTMFunction, lstm_forward
+from lstmkit.ops.gru_bptt import GRUFunction, gru_backward, gru_forward
+from lstmkit.ops.lstm_bptt import LSTMFunction, lstm_backward, lstm_forward
 
 from factories import random_gru_weights, random_lstm_weights
 
@@ -527,6 +527,72 @@ def test_input_projection_inside_the_loop_equals_the_projection_before_it(cell, 
             assert (a is None) == (b is None), name
             if a is not None:
                 torch.testing.assert_close(a, b, atol=1e-12, rtol=0, msg=name)
+
+
+class _GradientsAfterTheLoop:
+    """cpu.lstm_steps without backward_input_steps: lstm_backward then makes dx and the weight
+    gradients as GEMMs after the loop."""
+
+    forward_steps = staticmethod(cpu.lstm_steps.forward_steps)
+    backward_steps = staticmethod(cpu.lstm_steps.backward_steps)
+
+
+class _GRUGradientsAfterTheLoop:
+    forward_steps = staticmethod(cpu.gru_steps.forward_steps)
+    backward_steps = staticmethod(cpu.gru_steps.backward_steps)
+
+
+@pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "gru"])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("ragged", [False, True])
+@pytest.mark.parametrize("large", [False, True])
+def test_gradients_made_inside_the_backward_loop_equal_the_gemms_after_it(cell, threads, ragged, large):
+    """The backward team loops make dx_t = d_t W_ih beside dh_{t-1} and, while their weight-
+    gradient tiles fit a core's cache, dW_ih and dW_hh too: against the same backward with those
+    as GEMMs over all steps after the loop, to rounding (float64). x is a batch_first view; the
+    sizes are not whole vector blocks; `large` layers keep their weight gradients after the loop
+    (their tiles pass 1 MiB a thread), with dx still made inside it."""
+    g = torch.Generator().manual_seed(3)
+    T, B, I, H = (4, 7, 260, 264) if large else (6, 9, 21, 72)   # both run a team
+    gru = cell == "gru"
+    dtype = torch.float64
+    w = random_gru_weights(I, H, True, dtype, g) if gru else random_lstm_weights(cell, I, H, 0, True, dtype, g)
+    x = torch.randn(B, T, I, dtype=dtype, generator=g).transpose(0, 1)    # a [T, B, I] view
+    h0 = torch.randn(B, H, dtype=dtype, generator=g)
+    c0 = torch.randn(B, H, dtype=dtype, generator=g)
+    lengths = torch.randint(1, T + 1, (B,), generator=g) if ragged else None
+    rmask = (torch.rand(B, H, generator=g) > 0.3).to(dtype) / 0.7 if ragged else None
+    keep_h, keep_c, out_mask = ops.step_masks(T, lengths, None, None, x)
+    dy = torch.randn(T, B, H, dtype=dtype, generator=g)
+    dh, dc = torch.randn(B, H, dtype=dtype, generator=g), torch.randn(B, H, dtype=dtype, generator=g)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        if gru:
+            _, _, saved = gru_forward(x, h0, w, "tanh", "sigmoid", rmask, keep_h, out_mask)
+            made = cpu.gru_steps.backward_input_steps(dy, dh, saved["gates"], saved["gh_n"], saved["h_prev"],
+                                                      w.w_hh, rmask, keep_h, out_mask, "tanh", "sigmoid", x,
+                                                      w.w_ih, saved["h_in"])[-3:]
+            runs = [gru_backward(dy, dh, x, w, saved, "tanh", "sigmoid", rmask, keep_h, out_mask, steps=steps)
+                    for steps in (cpu.gru_steps, _GRUGradientsAfterTheLoop)]
+            runs = [(dx, grads) for dx, _, grads in runs]
+        else:
+            *_, saved = lstm_forward(x, h0, c0, w, cell, "tanh", "sigmoid", rmask, keep_h, keep_c, out_mask)
+            s = saved
+            made = cpu.lstm_steps.backward_input_steps(
+                dy, dh, dc, s["gates"], s["c_prev"], s["c_new"], s["phic"], None, None, None, None, None, None,
+                w.w_hh, None, w.w_peep, None, None, None, rmask, keep_h, keep_c, out_mask, cell, "tanh",
+                "sigmoid", x, w.w_ih, s["h_in"])[-3:]
+            runs = [lstm_backward(dy, dh, dc, x, w, saved, cell, "tanh", "sigmoid", rmask, keep_h, keep_c,
+                                  out_mask, steps=steps) for steps in (cpu.lstm_steps, _GradientsAfterTheLoop)]
+            runs = [(dx, grads) for dx, _, _, grads in runs]
+    finally:
+        torch.set_num_threads(before)
+    assert [m is not None for m in made] == [True, not large, not large]    # which ones the loop made
+    torch.testing.assert_close(runs[0][0], runs[1][0], atol=1e-12, rtol=0, msg="dx")
+    for name in ("w_ih", "w_hh"):
+        torch.testing.assert_close(runs[0][1][name], runs[1][1][name], atol=1e-12, rtol=0, msg=name)
 
 
 @pytest.mark.parametrize("impl", implementations())

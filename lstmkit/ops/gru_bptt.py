@@ -2,7 +2,7 @@
 
 Same split as lstm_bptt.py (read that first): the input projection before the loop, the time
 loop (gru_steps.py, or the fused cpu/gru_steps.cpp), and dx and the weight gradients as one
-GEMM each after it. Equations (torch.nn.GRU's form):
+GEMM each after it, where the fused loop did not make them itself. Equations (torch.nn.GRU's form):
 
     r = sigma(gx_r + gh_r),  z = sigma(gx_z + gh_z),  n = phi(gx_n + r * gh_n)
     h~ = (1 - z) * n + z * h_{t-1}       gx = W_ih x_t + b_ih,  gh = W_hh h_in + b_hh
@@ -37,13 +37,17 @@ def gru_backward(dy, dh_T, x, w, saved, activation, recurrent_activation,
                  recurrent_mask=None, keep_h=None, out_mask=None, steps=gru_steps):
     """Returns (dx, dh0, grads) with grads a dict keyed by the GRUWeights fields."""
     T, B, _ = x.shape
-    d_gx, d_gh, dh0 = steps.backward_steps(dy, dh_T.contiguous(), saved["gates"], saved["gh_n"], saved["h_prev"],
-                                           w.w_hh, recurrent_mask, keep_h, out_mask, activation,
-                                           recurrent_activation)
-    dx = linear(d_gx.reshape(T * B, -1), w.w_ih.t()).reshape(T, B, -1)
+    args = (dy, dh_T.contiguous(), saved["gates"], saved["gh_n"], saved["h_prev"], w.w_hh, recurrent_mask, keep_h,
+            out_mask, activation, recurrent_activation)
+    if hasattr(steps, "backward_input_steps"):   # dx, dW_ih and dW_hh inside the loop, where it can
+        d_gx, d_gh, dh0, dx, dw_ih, dw_hh = steps.backward_input_steps(*args, x, w.w_ih, saved["h_in"])
+    else:
+        (d_gx, d_gh, dh0), dx, dw_ih, dw_hh = steps.backward_steps(*args), None, None, None
+    if dx is None:
+        dx = linear(d_gx.reshape(T * B, -1), w.w_ih.t()).reshape(T, B, -1)
     grads = dict(
-        w_ih=gemm_over_steps(d_gx, x),
-        w_hh=gemm_over_steps(d_gh, saved["h_in"]),
+        w_ih=gemm_over_steps(d_gx, x) if dw_ih is None else dw_ih,
+        w_hh=gemm_over_steps(d_gh, saved["h_in"]) if dw_hh is None else dw_hh,
         b_ih=sum_rows(d_gx) if w.b_ih is not None else None,
         b_hh=sum_rows(d_gh) if w.b_hh is not None else None,
     )

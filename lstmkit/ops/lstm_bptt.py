@@ -9,6 +9,8 @@ The work splits three ways:
                       gradients from dh_t and dc_t, then dh_{t-1} and dc_{t-1}
                       (lstm_steps.py in plain torch, or cpu/lstm_steps.cpp fused in C++)
     after the loop    dx and every weight gradient, each one GEMM or reduction over all steps
+                      (the fused team loops make dx, and at small sizes dW_ih and dW_hh, in
+                      the backward loop itself: cpu/loop_gradients.h)
 
 Masks arrive already combined by the dispatcher (ops/dispatch.py), so lengths and zoneout are
 one mechanism here:
@@ -67,23 +69,28 @@ def lstm_backward(dy, dh_T, dc_T, x, w, saved, cell, activation, recurrent_activ
     """
     T, B, _ = x.shape
     s = saved
-    d_pre, d_xw, d_hw, dh_new, d_c_norm, dh0, dc0 = steps.backward_steps(
-        dy, dh_T.contiguous(), dc_T.contiguous(), s["gates"], s["c_prev"], s["c_new"], s["phic"],
-        s["x_hat"], s["x_rstd"], s["h_hat"], s["h_rstd"], s["c_hat"], s["c_rstd"], w.w_hh, w.w_hr, w.w_peep,
-        w.ln_gain_ih, w.ln_gain_hh, w.ln_gain_c, recurrent_mask, keep_h, keep_c, out_mask,
-        cell, activation, recurrent_activation)
+    args = (dy, dh_T.contiguous(), dc_T.contiguous(), s["gates"], s["c_prev"], s["c_new"], s["phic"],
+            s["x_hat"], s["x_rstd"], s["h_hat"], s["h_rstd"], s["c_hat"], s["c_rstd"], w.w_hh, w.w_hr, w.w_peep,
+            w.ln_gain_ih, w.ln_gain_hh, w.ln_gain_c, recurrent_mask, keep_h, keep_c, out_mask,
+            cell, activation, recurrent_activation)
+    if hasattr(steps, "backward_input_steps"):   # dx, dW_ih and dW_hh inside the loop, where it can
+        out = steps.backward_input_steps(*args, x, w.w_ih, s["h_in"])
+    else:
+        out = steps.backward_steps(*args) + (None, None, None)
+    d_pre, d_xw, d_hw, dh_new, d_c_norm, dh0, dc0, dx, dw_ih, dw_hh = out
 
-    # After the loop: dx and the weight gradients, one GEMM or reduction each over all steps.
+    # After the loop: what the loop left, one GEMM or reduction each over all steps.
     layernorm = cell == "layernorm"
     G = d_pre.shape[-1]
     if not layernorm:
         d_xw = d_pre
-    dx = linear(d_xw.reshape(T * B, G), w.w_ih.t()).reshape(T, B, -1)
+    if dx is None:
+        dx = linear(d_xw.reshape(T * B, G), w.w_ih.t()).reshape(T, B, -1)
     # Both biases get the same gradient: one reduction, and a copy so the two .grad never share memory.
     d_bias = sum_rows(d_pre) if w.b_ih is not None or w.b_hh is not None else None
     grads = dict(
-        w_ih=gemm_over_steps(d_xw, x),
-        w_hh=gemm_over_steps(d_hw if layernorm else d_pre, s["h_in"]),
+        w_ih=gemm_over_steps(d_xw, x) if dw_ih is None else dw_ih,
+        w_hh=gemm_over_steps(d_hw if layernorm else d_pre, s["h_in"]) if dw_hh is None else dw_hh,
         b_ih=d_bias if w.b_ih is not None else None,
         b_hh=None if w.b_hh is None else d_bias.clone() if w.b_ih is not None else d_bias,
         w_hr=gemm_over_steps(dh_new, s["h_core"]) if w.w_hr is not None else None,

@@ -23,7 +23,7 @@ import torch
 
 SOURCES = ("bindings.cpp", "gemm.cpp", "lstm_steps.cpp", "lstm_team.cpp", "lstm_team_ln.cpp", "lstm_team_proj.cpp",
            "gru_steps.cpp", "gru_team.cpp", "reductions.cpp", "random_masks.cpp")
-HEADERS = ("common.h", "lstm_cell.h", "gru_cell.h", "panel_gemm.h", "row_dots.h", "team.h")
+HEADERS = ("common.h", "lstm_cell.h", "gru_cell.h", "loop_gradients.h", "panel_gemm.h", "row_dots.h", "team.h")
 # -fno-trapping-math lets GCC turn the selects in the activations into vector blends.
 CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-parameter"]
 
@@ -112,6 +112,11 @@ def _mask(m, steps, batch, size):
     return None if m is None else m.expand(steps, batch, size)
 
 
+def _last_dense(x):
+    """x itself when its last dimension is contiguous (the loops read rows by strides), else a copy."""
+    return None if x is None else x if x.stride(-1) == 1 else x.contiguous()
+
+
 def _rows(m, batch, size):
     """The recurrent mask as the dense [B, N] the kernel reads (it may arrive as [1, N])."""
     return None if m is None else m.expand(batch, size).contiguous()
@@ -153,17 +158,24 @@ class _LSTMSteps:
         return tuple(out)
 
     @staticmethod
-    def backward_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
-                       w_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, recurrent_mask, keep_h, keep_c,
-                       out_mask, cell, activation, recurrent_activation):
+    def backward_steps(*args):
+        return _LSTMSteps.backward_input_steps(*args, None, None, None)[:7]
+
+    @staticmethod
+    def backward_input_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
+                             w_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, recurrent_mask, keep_h, keep_c,
+                             out_mask, cell, activation, recurrent_activation, x, w_ih, h_in):
+        """backward_steps given also the layer's input x [T, B, I], W_ih and the saved h_in: where
+        the loop can, it makes dx, dW_ih and dW_hh in it. Returns backward_steps' values, then
+        (dx, dW_ih, dW_hh), those three None where it left them to the caller."""
         T, B = gates.shape[:2]
         P, H = dh_T.shape[-1], dc_T.shape[-1]
         out = load().lstm_backward_steps(
             _dense(dy), dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
             w_hh.contiguous(), _dense(w_hr), _dense(w_peep), _dense(ln_gain_ih), _dense(ln_gain_hh),
             _dense(ln_gain_c), _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H),
-            _mask(out_mask, T, B, 1), cell, activation, recurrent_activation)
-        return tuple(out)
+            _mask(out_mask, T, B, 1), cell, activation, recurrent_activation, _last_dense(x), _dense(w_ih), h_in)
+        return tuple(out) + (None,) * (10 - len(out))
 
 
 class _GRUSteps:
@@ -192,13 +204,21 @@ class _GRUSteps:
             _mask(keep_h, T, B, H), _mask(out_mask, T, B, 1), activation, recurrent_activation, store))
 
     @staticmethod
-    def backward_steps(dy, dh_T, gates, gh_n, h_prev, w_hh, recurrent_mask, keep_h, out_mask,
-                       activation, recurrent_activation):
+    def backward_steps(*args):
+        return _GRUSteps.backward_input_steps(*args, None, None, None)[:3]
+
+    @staticmethod
+    def backward_input_steps(dy, dh_T, gates, gh_n, h_prev, w_hh, recurrent_mask, keep_h, out_mask,
+                             activation, recurrent_activation, x, w_ih, h_in):
+        """backward_steps given also x [T, B, I], W_ih and the saved h_in: returns its values, then
+        (dx, dW_ih, dW_hh), each None where the loop left it to the caller."""
         T, B = gates.shape[:2]
         H = dh_T.shape[-1]
-        return tuple(load().gru_backward_steps(_dense(dy), dh_T, gates, gh_n, h_prev, w_hh.contiguous(),
-                                               _rows(recurrent_mask, B, H), _mask(keep_h, T, B, H),
-                                               _mask(out_mask, T, B, 1), activation, recurrent_activation))
+        out = load().gru_backward_steps(_dense(dy), dh_T, gates, gh_n, h_prev, w_hh.contiguous(),
+                                        _rows(recurrent_mask, B, H), _mask(keep_h, T, B, H),
+                                        _mask(out_mask, T, B, 1), activation, recurrent_activation,
+                                        _last_dense(x), _dense(w_ih), h_in)
+        return tuple(out) + (None,) * (6 - len(out))
 
 
 lstm_steps = _LSTMSteps()

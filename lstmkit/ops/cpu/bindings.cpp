@@ -16,13 +16,14 @@ bool input_fusion_fits(const Tensor&, const Tensor&, const std::string&, at::Sca
 std::vector<Tensor> lstm_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, OptTensor, Tensor, OptTensor,
                                         OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, Tensor, OptTensor,
                                         OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
-                                        OptTensor, std::string, std::string, std::string);
+                                        OptTensor, std::string, std::string, std::string, OptTensor, OptTensor,
+                                        OptTensor);
 std::vector<Tensor> gru_forward_steps(Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                       std::string, std::string, bool);
 std::vector<Tensor> gru_forward_input_steps(Tensor, Tensor, OptTensor, Tensor, Tensor, OptTensor, OptTensor,
                                             OptTensor, OptTensor, std::string, std::string, bool);
 std::vector<Tensor> gru_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor,
-                                       OptTensor, std::string, std::string);
+                                       OptTensor, std::string, std::string, OptTensor, OptTensor, OptTensor);
 std::tuple<Tensor, Tensor, Tensor> lstm_step(const std::string&, const std::string&, const std::string&, Tensor, Tensor,
                                              Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                              OptTensor, OptTensor, OptTensor, OptTensor);
@@ -41,11 +42,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
                                 const at::Tensor& like) {
     return lstmkit::input_fusion_fits(w_ih, w_hh, cell, like.scalar_type());
   }, "whether lstm_forward_input_steps runs this cell with these weights for tensors like `like`");
-  m.def("lstm_backward_steps", &lstmkit::lstm_backward_steps);
+  m.def("lstm_backward_steps", &lstmkit::lstm_backward_steps,
+        "the backward loop; given x, w_ih and h_in, the team loops also return dx (and dW_ih, dW_hh where they fit) made in it");
   m.def("gru_forward_steps", &lstmkit::gru_forward_steps);
   m.def("gru_forward_input_steps", &lstmkit::gru_forward_input_steps,
         "gru_forward_steps with the input projection inside the loop");
-  m.def("gru_backward_steps", &lstmkit::gru_backward_steps);
+  m.def("gru_backward_steps", &lstmkit::gru_backward_steps,
+        "the backward loop; given x, w_ih and h_in, it also returns dx (and dW_ih, dW_hh where they fit) made in it");
   m.def("lstm_step", &lstmkit::lstm_step,
         "(cell, activation, recurrent_activation, x, h, c, *weights): one LSTM step, nothing stored: (h', c', output)");
   m.def("gru_step", &lstmkit::gru_step,

@@ -4,6 +4,7 @@
 // its own units; one barrier per step. Backward: each thread turns its units' dh into their gate
 // gradients, a barrier, then it computes its own columns of dh_{t-1} = d_gh W_hh.
 #include "gru_cell.h"
+#include "loop_gradients.h"
 #include "panel_gemm.h"
 #include "team.h"
 
@@ -107,15 +108,18 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
 template <typename T>
 std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Tensor& gates, const Tensor& gh_n,
                              const Tensor& h_prev, const Tensor& w_hh, const OptTensor& rmask,
-                             const OptTensor& keep_h_t, const OptTensor& out_mask_t, Act act, Act ract) {
+                             const OptTensor& keep_h_t, const OptTensor& out_mask_t, Act act, Act ract,
+                             const LoopInputs& inputs) {
   constexpr int64_t L = Simd<T>::lanes;
   const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = dh_T.size(1);
   const int64_t blocks = (H + L - 1) / L;
   auto opts = gates.options();
-  Tensor d_gx = at::empty({steps, B, G}, opts), d_gh = at::empty({steps, B, G}, opts);
+  // GradientTiles reads whole vectors of both
+  Tensor d_gx = padded_steps<T>(steps, B, G, opts), d_gh = padded_steps<T>(steps, B, G, opts);
   Tensor dh = dh_T.clone();
   Tensor panels = at::empty({blocks * G * L}, opts);
   const Team team = team_size(blocks, B * G * H);
+  LoopGradients<T> grads(inputs, G, team.workers, opts);
   Tensor a_pack = at::empty({team.threads, B, G}, opts);
   T* pan = panels.data_ptr<T>();
   const T* w = w_hh.data_ptr<T>();
@@ -126,10 +130,12 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
 
 #pragma omp parallel num_threads(team.threads)
   {
-    const Slice own(blocks, omp_get_thread_num(), team_workers(team));
+    const int tid = omp_get_thread_num(), workers = team_workers(team);
+    const Slice own(blocks, tid, workers);
     const int64_t u0 = own.unit0(L), units = own.units(H, L);
     pack_column_panels(w, G, H, own.first, own.last, pan);
-    T* a_packed = a_pack.data_ptr<T>() + omp_get_thread_num() * B * G;
+    typename LoopGradients<T>::Thread mine(grads, own, Slice(grads.input_blocks(), tid, workers), H, G / H);
+    T* a_packed = a_pack.data_ptr<T>() + tid * B * G;
     GruBackward<T> cb = base;
     for (int64_t t = steps - 1; t >= 0; --t) {
       cb.t = t;
@@ -154,11 +160,16 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
           }
         });
       }
+      if (grads.present()) mine.add_weights(cb.d_gx, cb.d_gh, t);
 #pragma omp barrier
       add_product_columns(cb.d_gh, rows_of, n_rows, G, pan, own.first, own.last, H, rm, a_packed, cb.dh);
+      if (grads.present()) mine.input_columns(cb.d_gx, t, rows_of, n_rows, a_packed);
     }
+    if (grads.present()) mine.write();
   }
-  return {d_gx, d_gh, dh};
+  std::vector<Tensor> out{d_gx, d_gh, dh};
+  if (grads.present()) for (const Tensor& g : grads.results()) out.push_back(g);
+  return out;
 }
 
 }  // namespace
@@ -198,9 +209,9 @@ std::vector<Tensor> gru_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_i
 
 std::vector<Tensor> gru_team_backward(OptTensor dy, Tensor dh_T, Tensor gates, Tensor gh_n, Tensor h_prev,
                                       Tensor w_hh, OptTensor rmask, OptTensor keep_h, OptTensor out_mask, Act act,
-                                      Act ract) {
+                                      Act ract, const LoopInputs& inputs) {
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_team_backward", [&] {
-    return backward<scalar_t>(dy, dh_T, gates, gh_n, h_prev, w_hh, rmask, keep_h, out_mask, act, ract);
+    return backward<scalar_t>(dy, dh_T, gates, gh_n, h_prev, w_hh, rmask, keep_h, out_mask, act, ract, inputs);
   });
 }
 

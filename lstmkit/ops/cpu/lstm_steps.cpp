@@ -5,6 +5,7 @@
 // per step one GEMM against the recurrent weight (gemm.cpp), then one pass over each batch row
 // that applies the gates, updates the cell and blends the state, rows spread over the threads.
 // The streaming step kernels are here too.
+#include "loop_gradients.h"
 #include "lstm_cell.h"
 #include "row_dots.h"
 
@@ -30,7 +31,7 @@ std::vector<Tensor> lstm_team_forward_from_input(Tensor x, Tensor w_ih, OptTenso
 std::vector<Tensor> lstm_team_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
                                        Tensor phic, Tensor w_hh, OptTensor w_peep, OptTensor rmask,
                                        OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Cell cell, Act act,
-                                       Act ract);
+                                       Act ract, const LoopInputs& inputs);
 std::vector<Tensor> lstm_team_ln_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor b_ih, OptTensor b_hh,
                                          OptTensor gain_ih, OptTensor gain_hh, OptTensor gain_c, OptTensor bias_c,
                                          OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
@@ -442,7 +443,7 @@ std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, 
                                         Tensor w_hh, OptTensor w_hr, OptTensor w_peep, OptTensor ln_gain_ih,
                                         OptTensor ln_gain_hh, OptTensor ln_gain_c, OptTensor rmask, OptTensor keep_h,
                                         OptTensor keep_c, OptTensor out_mask, std::string cell, std::string act,
-                                        std::string ract) {
+                                        std::string ract, OptTensor x, OptTensor w_ih, OptTensor h_in) {
   check_inputs("lstm_backward_steps", gates, {&dh_T, &dc_T, &c_prev, &phic, &w_hh},
                {&dy, &c_new, &x_hat, &x_rstd, &h_hat, &h_rstd, &c_hat, &c_rstd, &w_hr, &w_peep, &ln_gain_ih,
                 &ln_gain_hh, &ln_gain_c, &rmask, &keep_h, &keep_c, &out_mask});
@@ -458,8 +459,9 @@ std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, 
                                    out_mask, parse_cell(cell), parse_act(act), parse_act(ract));
   }
   if (team_fits(w_hh, w_hr, cell, gates.scalar_type())) {
+    const LoopInputs inputs = loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in);
     return lstm_team_backward(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
-                              parse_cell(cell), parse_act(act), parse_act(ract));
+                              parse_cell(cell), parse_act(act), parse_act(ract), inputs);
   }
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward_steps", [&] {
     return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat,

@@ -9,6 +9,7 @@
 // Backward mirrors it: per step each thread turns its units' dh and dc into their gate
 // gradients, a barrier, then it computes its own columns of dh_{t-1} = d_pre W_hh.
 #include "lstm_cell.h"
+#include "loop_gradients.h"
 #include "panel_gemm.h"
 #include "team.h"
 
@@ -85,7 +86,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
             const T* rec_panel = pan + ub * P * gates * L;
             if (fused) {
               panel_gemm<T>(rows, gates, step.x.data + r0 * step.x.stride, step.x.stride, I, side.panel(ub), sums);
-              panel_gemm<T, false, true>(rows, gates, step.src + r0 * P, P, P, rec_panel, sums);
+              panel_gemm<T, ALayout::Rows, true>(rows, gates, step.src + r0 * P, P, P, rec_panel, sums);
             } else {
               panel_gemm<T>(rows, gates, step.src + r0 * P, P, P, rec_panel, sums);
             }
@@ -121,16 +122,18 @@ template <typename T>
 std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Tensor& dc_T, const Tensor& gates,
                              const Tensor& c_prev, const Tensor& phic, const Tensor& w_hh, const OptTensor& w_peep,
                              const OptTensor& rmask, const OptTensor& keep_h_t, const OptTensor& keep_c_t,
-                             const OptTensor& out_mask_t, Cell cell, Act act, Act ract) {
+                             const OptTensor& out_mask_t, Cell cell, Act act, Act ract,
+                             const LoopInputs& inputs) {
   constexpr int64_t L = Simd<T>::lanes;
   const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = phic.size(2), P = H;
   const int64_t blocks = (P + L - 1) / L;
   auto opts = gates.options();
-  Tensor d_pre = at::empty({steps, B, G}, opts);
+  Tensor d_pre = padded_steps<T>(steps, B, G, opts);     // GradientTiles reads whole vectors
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts), dphi = at::empty({B, H}, opts);
   Tensor panels = at::empty({blocks * G * L}, opts);
   const Team team = team_size(blocks, B * G * P);
+  LoopGradients<T> grads(inputs, G, team.workers, opts);
   Tensor a_pack = at::empty({team.threads, B, G}, opts);
   const Mask<T> keep_h(keep_h_t), keep_c(keep_c_t), out_mask(out_mask_t);
   const ActiveRows active = active_rows<T>(steps, B, out_mask, {{&keep_h, P}, {&keep_c, H}});
@@ -147,9 +150,11 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
 
 #pragma omp parallel num_threads(team.threads)
   {
-    const Slice own(blocks, omp_get_thread_num(), team_workers(team));
+    const int tid = omp_get_thread_num(), workers = team_workers(team);
+    const Slice own(blocks, tid, workers);
     pack_column_panels(w, G, P, own.first, own.last, pan);
     const int64_t u0 = own.unit0(L), units = own.units(H, L);
+    typename LoopGradients<T>::Thread mine(grads, own, Slice(grads.input_blocks(), tid, workers), H, G / H);
     CellBackward<T> cb = base;
     T* a_packed = a_pack.data_ptr<T>() + omp_get_thread_num() * B * G;
     for (int64_t t = steps - 1; t >= 0; --t) {
@@ -170,12 +175,17 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
           for (int64_t g = 0; g < G / H; ++g) std::memset(cb.d_pre + b * G + g * H + u0, 0, sizeof(T) * units);
         });
       }
+      if (grads.present()) mine.add_weights(cb.d_pre, cb.d_pre, t);
 #pragma omp barrier
       // dh_{t-1} (own columns) += d_pre_t W_hh, times the recurrent mask.
       add_product_columns(cb.d_pre, rows_of, n_rows, G, pan, own.first, own.last, P, rm, a_packed, dh_p);
+      if (grads.present()) mine.input_columns(cb.d_pre, t, rows_of, n_rows, a_packed);
     }
+    if (grads.present()) mine.write();
   }
-  return {d_pre, none(), none(), none(), none(), dh, dc};
+  std::vector<Tensor> out{d_pre, none(), none(), none(), none(), dh, dc};
+  if (grads.present()) for (const Tensor& g : grads.results()) out.push_back(g);
+  return out;
 }
 
 }  // namespace
@@ -217,10 +227,10 @@ std::vector<Tensor> lstm_team_forward_from_input(Tensor x, Tensor w_ih, OptTenso
 std::vector<Tensor> lstm_team_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
                                        Tensor phic, Tensor w_hh, OptTensor w_peep, OptTensor rmask,
                                        OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Cell cell, Act act,
-                                       Act ract) {
+                                       Act ract, const LoopInputs& inputs) {
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_team_backward", [&] {
     return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
-                              cell, act, ract);
+                              cell, act, ract, inputs);
   });
 }
 

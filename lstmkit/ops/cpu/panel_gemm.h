@@ -40,17 +40,29 @@ template <typename T> inline void copy_lanes(T* dst, const T* src, int64_t n) {
   }
 }
 
-// out[r][v * L + j] = sum_q A[r][q] * panel[(q * NV + v) * L + j], r < R, v < NV, where A[r][q]
-// is a[q * R + r] for an A packed k-major (Packed) or a[r * rs + q] for a row-major one. (The
-// layout is a template argument: with runtime strides the row addresses no longer fit in
-// registers beside the sums.) Accumulate adds the product to what out holds.
+// How the kernel reads A[r][q] (r < R rows, q < k): row-major, rows `as` apart (Rows); packed
+// k-major, a[q * R + r] (Packed); or R consecutive values of each of k rows `as` apart, a[q * as + r]
+// (Columns: the transpose of a row-major block, as a weight gradient d^T v reads v).
+enum class ALayout { Rows, Packed, Columns };
+
+// Where the kernel reads the panel's NV vectors for step q: at panel + q * NV * L + v * L (a packed
+// panel), or, with StridedPanel, at panel + q * ps + v * vs (vectors of a row-major tensor in place).
+struct PanelStrides {
+  int64_t ps, vs;
+};
+
+// out[r][v * L + j] = sum_q A[r][q] * panel_q[v][j], r < R, v < NV. (The layouts are template
+// arguments: with runtime strides the row addresses no longer fit in registers beside the sums.)
+// Accumulate adds the product to what out holds.
 // Not inlined: inside a large loop GCC runs short of vector registers for the R x NV sums
 // and reloads the panel's vectors from memory for every row's FMA; on its own the kernel
 // keeps them in registers (measured: 80 % of its own speed when inlined).
-template <typename T, int R, int NV, bool Packed, bool Accumulate>
-__attribute__((noinline)) void panel_product(const T* a, int64_t rs, int64_t k, const T* panel, T* out) {
+template <typename T, int R, int NV, ALayout A, bool Accumulate, bool StridedPanel>
+__attribute__((noinline)) void panel_product(const T* a, int64_t as, int64_t k, const T* panel, PanelStrides st,
+                                             T* out) {
   using V = typename Simd<T>::vec;
   constexpr int64_t L = Simd<T>::lanes;
+  const int64_t ps = StridedPanel ? st.ps : NV * L, vs = StridedPanel ? st.vs : L;
   V acc[R][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
@@ -64,13 +76,13 @@ __attribute__((noinline)) void panel_product(const T* a, int64_t rs, int64_t k, 
     }
   }
   const T* w = panel;
-  for (int64_t q = 0; q < k; ++q, w += NV * L) {
+  for (int64_t q = 0; q < k; ++q, w += ps) {
     V wv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], w + v * L, sizeof(V));
+    for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], w + v * vs, sizeof(V));
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const T s = Packed ? a[q * R + r] : a[r * rs + q];
+      const T s = A == ALayout::Packed ? a[q * R + r] : A == ALayout::Rows ? a[r * as + q] : a[q * as + r];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] += s * wv[v];
     }
@@ -82,30 +94,44 @@ __attribute__((noinline)) void panel_product(const T* a, int64_t rs, int64_t k, 
   }
 }
 
-template <typename T, int NV, bool Packed, bool Accumulate>
-inline void panel_rows(int64_t rows, const T* a, int64_t rs, int64_t k, const T* panel, T* out) {
+template <typename T, int NV, ALayout A, bool Accumulate, bool StridedPanel>
+inline void panel_rows(int64_t rows, const T* a, int64_t as, int64_t k, const T* panel, PanelStrides st, T* out) {
   switch (rows) {
-    case 1: return panel_product<T, 1, NV, Packed, Accumulate>(a, rs, k, panel, out);
-    case 2: return panel_product<T, 2, NV, Packed, Accumulate>(a, rs, k, panel, out);
-    case 3: return panel_product<T, 3, NV, Packed, Accumulate>(a, rs, k, panel, out);
+    case 1: return panel_product<T, 1, NV, A, Accumulate, StridedPanel>(a, as, k, panel, st, out);
+    case 2: return panel_product<T, 2, NV, A, Accumulate, StridedPanel>(a, as, k, panel, st, out);
+    case 3: return panel_product<T, 3, NV, A, Accumulate, StridedPanel>(a, as, k, panel, st, out);
 #if defined(__AVX512F__)
-    case 4: return panel_product<T, 4, NV, Packed, Accumulate>(a, rs, k, panel, out);
-    case 5: return panel_product<T, 5, NV, Packed, Accumulate>(a, rs, k, panel, out);
-    case 6: return panel_product<T, 6, NV, Packed, Accumulate>(a, rs, k, panel, out);
+    case 4: return panel_product<T, 4, NV, A, Accumulate, StridedPanel>(a, as, k, panel, st, out);
+    case 5: return panel_product<T, 5, NV, A, Accumulate, StridedPanel>(a, as, k, panel, st, out);
+    case 6: return panel_product<T, 6, NV, A, Accumulate, StridedPanel>(a, as, k, panel, st, out);
 #endif
   }
 }
 
-// out [rows][nv * L] for rows <= kPanelRows, nv <= kPanelVecs; A row-major with rows rs apart,
-// or (Packed) k-major, `rows` values per k. Accumulate: out += the product.
-template <typename T, bool Packed = false, bool Accumulate = false>
-inline void panel_gemm(int64_t rows, int64_t nv, const T* a, int64_t rs, int64_t k, const T* panel, T* out) {
+template <typename T, ALayout A, bool Accumulate, bool StridedPanel>
+inline void panel_vectors(int64_t rows, int64_t nv, const T* a, int64_t as, int64_t k, const T* panel,
+                          PanelStrides st, T* out) {
   switch (nv) {
-    case 1: return panel_rows<T, 1, Packed, Accumulate>(rows, a, rs, k, panel, out);
-    case 2: return panel_rows<T, 2, Packed, Accumulate>(rows, a, rs, k, panel, out);
-    case 3: return panel_rows<T, 3, Packed, Accumulate>(rows, a, rs, k, panel, out);
-    case 4: return panel_rows<T, 4, Packed, Accumulate>(rows, a, rs, k, panel, out);
+    case 1: return panel_rows<T, 1, A, Accumulate, StridedPanel>(rows, a, as, k, panel, st, out);
+    case 2: return panel_rows<T, 2, A, Accumulate, StridedPanel>(rows, a, as, k, panel, st, out);
+    case 3: return panel_rows<T, 3, A, Accumulate, StridedPanel>(rows, a, as, k, panel, st, out);
+    case 4: return panel_rows<T, 4, A, Accumulate, StridedPanel>(rows, a, as, k, panel, st, out);
   }
+}
+
+// out [rows][nv * L] for rows <= kPanelRows, nv <= kPanelVecs, against a packed panel; A as
+// `Layout` says (Rows: rows `as` apart). Accumulate: out += the product.
+template <typename T, ALayout Layout = ALayout::Rows, bool Accumulate = false>
+inline void panel_gemm(int64_t rows, int64_t nv, const T* a, int64_t as, int64_t k, const T* panel, T* out) {
+  panel_vectors<T, Layout, Accumulate, false>(rows, nv, a, as, k, panel, PanelStrides{0, 0}, out);
+}
+
+// out [rows][nv * L] += A^T-block times vectors read in place: for q < k, A[r][q] = a[q * as + r]
+// and the panel's vectors at panel + q * ps + v * vs. The in-loop weight gradient d_t^T v_t.
+template <typename T>
+inline void add_strided_panel_gemm(int64_t rows, int64_t nv, const T* a, int64_t as, int64_t k, const T* panel,
+                                   PanelStrides st, T* out) {
+  panel_vectors<T, ALayout::Columns, true, true>(rows, nv, a, as, k, panel, st, out);
 }
 
 // Panels of the gate rows of W [gates * H, K] (row g * H + u holds gate g of unit u): for each
@@ -150,8 +176,8 @@ void pack_column_panels(const T* w, int64_t K, int64_t N, int64_t first, int64_t
 // [first, last) of W [K, N], packed by pack_column_panels, and the n rows b listed in `rows_of`;
 // A [.., K] and out [.., N] row-major. A block of consecutive rows is read in place, rows K
 // apart (six sequential streams); a block with gaps (rows past their end left out) is first
-// copied k-major into `a_packed` ([n, K], the caller's).
-template <typename T>
+// copied k-major into `a_packed` ([n, K], the caller's). Add = false: out = the product.
+template <typename T, bool Add = true>
 void add_product_columns(const T* a, const int64_t* rows_of, int64_t n, int64_t K, const T* panels, int64_t first,
                          int64_t last, int64_t N, const T* mask, T* a_packed, T* out) {
   constexpr int64_t L = Simd<T>::lanes;
@@ -175,14 +201,16 @@ void add_product_columns(const T* a, const int64_t* rows_of, int64_t n, int64_t 
       if (consecutive(r0, rows)) {
         panel_gemm<T>(rows, nv, a + rows_of[r0] * K, K, K, panel, sums);
       } else {
-        panel_gemm<T, true>(rows, nv, a_packed + r0 * K, 0, K, panel, sums);
+        panel_gemm<T, ALayout::Packed>(rows, nv, a_packed + r0 * K, 0, K, panel, sums);
       }
       for (int64_t r = 0; r < rows; ++r) {
         for (int64_t v = 0; v < nv; ++v) {
           const int64_t col = (c0 + v) * L, nc = std::min(L, N - col);
           const T* s = sums + (r * nv + v) * L;
           T* d = out + rows_of[r0 + r] * N + col;
-          if (mask) {
+          if (!Add) {
+            copy_lanes(d, s, nc);
+          } else if (mask) {
             const T* m = mask + rows_of[r0 + r] * N + col;
             for (int64_t j = 0; j < nc; ++j) d[j] += s[j] * m[j];
           } else {

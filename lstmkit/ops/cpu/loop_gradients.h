@@ -1,0 +1,194 @@
+// dx and the weight gradients of a team backward, made inside its loop instead of as GEMMs over
+// all steps after it: per step, dx_t = d_t W_ih, dW_ih += d_t^T x_t and dW_hh += d_t^T h_in_t,
+// with d_t [B, G] the step's gate gradients. Each thread sums the weight-gradient rows of its own
+// units while its own part of d_t is still in its cache (no barrier needed), and makes its own
+// columns of dx_t beside its columns of dh_{t-1}. The products run at the panel kernel's speed,
+// and the loop has more work between its barriers.
+#pragma once
+
+#include <vector>
+
+#include "panel_gemm.h"
+#include "team.h"
+
+namespace lstmkit {
+
+// A thread's rows of dW [gates * H, K] = sum_t d_t^T v_t (d_t [B, G], gate g of unit u at column
+// g * H + u; v_t [B, K], rows vs apart): those of its unit blocks. Summed as tiles of kPanelRows
+// columns of v by one unit block's gates, the kernel's register block, and written into dW at
+// the end. d_t is read in place, whole vectors: the last unit block may read up to L - 1 values
+// past a row of d_t, so the caller's d buffer has that much room after its last row.
+template <typename T> class GradientTiles {
+ public:
+  static constexpr int64_t L = Simd<T>::lanes;
+  static constexpr int64_t kTile = kPanelRows * kPanelVecs * L;
+
+  GradientTiles(const Slice& own, int64_t H, int64_t gates, int64_t K)
+      : first_(own.first), blocks_(std::max<int64_t>(0, own.last - own.first)), H_(H), gates_(gates), K_(K),
+        col_tiles_((K + kPanelRows - 1) / kPanelRows), tiles_(blocks_ * col_tiles_ * kTile, T(0)) {}
+
+  // += d_t^T v_t over the B rows of a step (rows past their sequence's end have d_t = 0).
+  void add(const T* d, int64_t G, const T* v, int64_t vs, int64_t B) {
+    for (int64_t i = 0; i < blocks_; ++i) {
+      const T* block = d + (first_ + i) * L;
+      for (int64_t ct = 0; ct < col_tiles_; ++ct) {
+        const int64_t k0 = ct * kPanelRows;
+        const T* next = tile(i, ct) + kTile;      // fetched while this one is summed: the tiles of a
+        for (int64_t e = 0; e < kTile; e += 64 / int64_t(sizeof(T))) {   // large layer live in L3
+          __builtin_prefetch(next + e, 1);
+        }
+        add_strided_panel_gemm<T>(std::min(kPanelRows, K_ - k0), gates_, v + k0, vs, B, block, PanelStrides{G, H_},
+                                  tile(i, ct));
+      }
+    }
+  }
+
+  // Writes the thread's rows of dW [gates * H, K].
+  void write(T* dw) const {
+    for (int64_t i = 0; i < blocks_; ++i) {
+      const int64_t u0 = (first_ + i) * L, nb = std::min(L, H_ - u0);
+      for (int64_t ct = 0; ct < col_tiles_; ++ct) {
+        const int64_t k0 = ct * kPanelRows, rows = std::min(kPanelRows, K_ - k0);
+        const T* s = tiles_.data() + (i * col_tiles_ + ct) * kTile;
+        for (int64_t g = 0; g < gates_; ++g) {
+          for (int64_t j = 0; j < nb; ++j) {
+            T* row = dw + (g * H_ + u0 + j) * K_ + k0;
+            for (int64_t r = 0; r < rows; ++r) row[r] = s[(r * gates_ + g) * L + j];
+          }
+        }
+      }
+    }
+  }
+
+ private:
+  T* tile(int64_t i, int64_t ct) { return tiles_.data() + (i * col_tiles_ + ct) * kTile; }
+
+  int64_t first_, blocks_, H_, gates_, K_, col_tiles_;
+  std::vector<T> tiles_;
+};
+
+// A [steps, B, G] buffer for the gate gradients with L zeros after its last row, for
+// GradientTiles' whole-vector reads.
+template <typename T> Tensor padded_steps(int64_t steps, int64_t B, int64_t G, const at::TensorOptions& opts) {
+  const int64_t n = steps * B * G;
+  Tensor flat = at::empty({n + Simd<T>::lanes}, opts);
+  flat.narrow(0, n, Simd<T>::lanes).zero_();
+  return flat.narrow(0, 0, n).view({steps, B, G});
+}
+
+// The in-loop gradients a team backward makes when it is given the layer's input: x [T, B, I]
+// (any strides but a contiguous last dimension), W_ih [G, I] and h_in [T, B, P], the recurrent
+// input of every step. Without them (x undefined) the caller makes dx and the weight gradients
+// after the loop.
+struct LoopInputs {
+  Tensor x, w_ih, h_in;
+  bool present() const { return x.defined(); }
+};
+
+// The LoopInputs of a backward entry point's optional arguments, checked against the saved gates
+// [T, B, G]; empty (the caller's GEMMs after the loop) without x or when x or W_ih is not in the
+// gates' dtype (a bfloat16 weight).
+inline LoopInputs loop_inputs(const char* fn, const Tensor& gates, const OptTensor& x, const OptTensor& w_ih,
+                              const OptTensor& h_in) {
+  if (!x || !x->defined()) return {};
+  TORCH_CHECK(w_ih && w_ih->defined() && h_in && h_in->defined(), fn, ": x needs w_ih and h_in too");
+  const auto dtype = gates.scalar_type();
+  if (x->scalar_type() != dtype || w_ih->scalar_type() != dtype || h_in->scalar_type() != dtype) return {};
+  const int64_t T = gates.size(0), B = gates.size(1), G = gates.size(2);
+  TORCH_CHECK(x->dim() == 3 && x->size(0) == T && x->size(1) == B && x->stride(2) == 1, fn,
+              ": expected x of shape [", T, ", ", B, ", I] with a contiguous last dimension, got ", x->sizes(),
+              " with strides ", x->strides());
+  TORCH_CHECK(w_ih->dim() == 2 && w_ih->size(0) == G && w_ih->size(1) == x->size(2) && w_ih->is_contiguous(), fn,
+              ": expected a contiguous w_ih of shape [", G, ", ", x->size(2), "], got ", w_ih->sizes());
+  TORCH_CHECK(h_in->dim() == 3 && h_in->size(0) == T && h_in->size(1) == B && h_in->is_contiguous(), fn,
+              ": expected a contiguous h_in of shape [", T, ", ", B, ", P], got ", h_in->sizes());
+  return LoopInputs{*x, *w_ih, *h_in};
+}
+
+// Up to this many bytes of weight-gradient tiles per thread, the loop sums the weight gradients
+// itself; above it the tiles no longer stay in the core's cache, and reading and writing them
+// every step costs more than the GEMMs after the loop (measured, 2 threads, T=100 B=64: ahead
+// or even up to H=256, 1 MiB a thread; 7 % behind at H=384 and H=512). dx is made in the loop
+// at every size: it is as fast there or faster (H=512: 74 ms against 77).
+constexpr int64_t kLoopWeightBytes = int64_t(1) << 20;
+
+// The buffers of a team backward's in-loop gradients, shared by its threads: dx [T, B, I],
+// W_ih's column panels (each thread packs those of its own columns of dx) and, when they fit,
+// dW_ih [G, I] and dW_hh [G, P].
+template <typename T> class LoopGradients {
+ public:
+  static constexpr int64_t L = Simd<T>::lanes;
+
+  LoopGradients(const LoopInputs& in, int64_t G, int workers, const at::TensorOptions& opts)
+      : in_(in), G_(G), I_(in.present() ? in.x.size(2) : 0), P_(in.present() ? in.h_in.size(2) : 0),
+        input_blocks_((I_ + L - 1) / L),
+        weights_(in.present() && G * (I_ + P_) * int64_t(sizeof(T)) / workers <= kLoopWeightBytes) {
+    if (!in.present()) return;
+    dx = at::empty({in.x.size(0), in.x.size(1), I_}, opts);
+    panels_ = at::empty({input_blocks_ * G * L}, opts);
+    if (!weights_) return;
+    dw_ih = at::empty({G, I_}, opts);
+    dw_hh = at::empty({G, P_}, opts);
+  }
+
+  bool present() const { return in_.present(); }
+  bool weights() const { return weights_; }   // whether the loop makes dW_ih and dW_hh
+  int64_t input_blocks() const { return input_blocks_; }
+  std::vector<Tensor> results() const { return {dx, dw_ih, dw_hh}; }
+
+  // One thread's part: its unit blocks' weight-gradient rows and its blocks of dx's columns.
+  class Thread {
+   public:
+    Thread(const LoopGradients& all, const Slice& units, const Slice& inputs, int64_t H, int64_t gates)
+        : all_(all), inputs_(inputs), ih_(units, H, gates, all.weights_ ? all.I_ : 0),
+          hh_(units, H, gates, all.weights_ ? all.P_ : 0) {
+      if (all.present()) pack_column_panels(all.in_.w_ih.template data_ptr<T>(), all.G_, all.I_, inputs.first,
+                                            inputs.last, all.panels_.template data_ptr<T>());
+    }
+
+    // Step t's weight-gradient sums (when the loop makes them), from the thread's own columns of
+    // the gradients [B, G] of the input's part of the gates (d_in) and of the recurrent part
+    // (d_rec): the same tensor for the LSTM, two for the GRU, whose n gate scales its recurrent
+    // part by r.
+    void add_weights(const T* d_in, const T* d_rec, int64_t t) {
+      if (!all_.weights_) return;
+      const Tensor& x = all_.in_.x;
+      const int64_t B = x.size(1);
+      ih_.add(d_in, all_.G_, x.template data_ptr<T>() + t * x.stride(0), x.stride(1), B);
+      hh_.add(d_rec, all_.G_, step_ptr<T>(all_.in_.h_in, t), all_.P_, B);
+    }
+
+    // The thread's columns of dx_t = d_t W_ih (d_t: d_in above) for the n rows in rows_of (the step's active ones),
+    // zero in the others. a_packed: the thread's [B, G] buffer for rows with gaps.
+    void input_columns(const T* d, int64_t t, const int64_t* rows_of, int64_t n, T* a_packed) const {
+      T* dx_t = step_ptr<T>(all_.dx, t);
+      const int64_t B = all_.dx.size(1), c0 = inputs_.first * L, nc = std::min(all_.I_, inputs_.last * L) - c0;
+      if (nc <= 0) return;
+      for_inactive_rows(B, rows_of, n, [&](int64_t b) { std::memset(dx_t + b * all_.I_ + c0, 0, sizeof(T) * nc); });
+      add_product_columns<T, false>(d, rows_of, n, all_.G_, all_.panels_.template data_ptr<T>(), inputs_.first,
+                                    inputs_.last, all_.I_, nullptr, a_packed, dx_t);
+    }
+
+    // Writes the thread's rows of dW_ih and dW_hh (after its last step).
+    void write() const {
+      if (!all_.weights_) return;
+      ih_.write(all_.dw_ih.template data_ptr<T>());
+      hh_.write(all_.dw_hh.template data_ptr<T>());
+    }
+
+   private:
+    const LoopGradients& all_;
+    Slice inputs_;
+    GradientTiles<T> ih_, hh_;
+  };
+
+  Tensor dx, dw_ih, dw_hh;
+
+ private:
+  const LoopInputs& in_;
+  int64_t G_, I_, P_, input_blocks_;
+  bool weights_;
+  Tensor panels_;
+};
+
+}  // namespace lstmkit
