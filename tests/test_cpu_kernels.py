@@ -543,16 +543,16 @@ class _GRUGradientsAfterTheLoop:
 
 
 @pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
-@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "gru"])
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "gru"])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("ragged", [False, True])
 @pytest.mark.parametrize("large", [False, True])
 def test_gradients_made_inside_the_backward_loop_equal_the_gemms_after_it(cell, threads, ragged, large):
-    """The backward team loops make dx_t = d_t W_ih beside dh_{t-1} and, while their weight-
-    gradient tiles fit a core's cache, dW_ih and dW_hh too: against the same backward with those
-    as GEMMs over all steps after the loop, to rounding (float64). x is a batch_first view; the
-    sizes are not whole vector blocks; `large` layers keep their weight gradients after the loop
-    (their tiles pass 1 MiB a thread), with dx still made inside it."""
+    """While their weight-gradient tiles fit a core's cache, the backward team loops make
+    dx_t = d_t W_ih beside dh_{t-1}, and dW_ih and dW_hh (the layernorm loop also the input
+    norm's gradient d_t, step by step): against the same backward with those as GEMMs over all
+    steps after the loop, to rounding (float64). x is a batch_first view; the sizes are not
+    whole vector blocks; `large` layers (tiles past 1 MiB a thread) leave all three to the GEMMs."""
     g = torch.Generator().manual_seed(3)
     T, B, I, H = (4, 7, 260, 264) if large else (6, 9, 21, 72)   # both run a team
     gru = cell == "gru"
@@ -581,15 +581,15 @@ def test_gradients_made_inside_the_backward_loop_equal_the_gemms_after_it(cell, 
             *_, saved = lstm_forward(x, h0, c0, w, cell, "tanh", "sigmoid", rmask, keep_h, keep_c, out_mask)
             s = saved
             made = cpu.lstm_steps.backward_input_steps(
-                dy, dh, dc, s["gates"], s["c_prev"], s["c_new"], s["phic"], None, None, None, None, None, None,
-                w.w_hh, None, w.w_peep, None, None, None, rmask, keep_h, keep_c, out_mask, cell, "tanh",
-                "sigmoid", x, w.w_ih, s["h_in"])[-3:]
+                dy, dh, dc, s["gates"], s["c_prev"], s["c_new"], s["phic"], s["x_hat"], s["x_rstd"], s["h_hat"],
+                s["h_rstd"], s["c_hat"], s["c_rstd"], w.w_hh, None, w.w_peep, w.ln_gain_ih, w.ln_gain_hh,
+                w.ln_gain_c, rmask, keep_h, keep_c, out_mask, cell, "tanh", "sigmoid", x, w.w_ih, s["h_in"])[-3:]
             runs = [lstm_backward(dy, dh, dc, x, w, saved, cell, "tanh", "sigmoid", rmask, keep_h, keep_c,
                                   out_mask, steps=steps) for steps in (cpu.lstm_steps, _GradientsAfterTheLoop)]
             runs = [(dx, grads) for dx, _, _, grads in runs]
     finally:
         torch.set_num_threads(before)
-    assert [m is not None for m in made] == [True, not large, not large]    # which ones the loop made
+    assert [m is not None for m in made] == [not large] * 3    # whether the loop made them
     torch.testing.assert_close(runs[0][0], runs[1][0], atol=1e-12, rtol=0, msg="dx")
     for name in ("w_ih", "w_hh"):
         torch.testing.assert_close(runs[0][1][name], runs[1][1][name], atol=1e-12, rtol=0, msg=name)

@@ -105,16 +105,17 @@ inline LoopInputs loop_inputs(const char* fn, const Tensor& gates, const OptTens
   return LoopInputs{*x, *w_ih, *h_in};
 }
 
-// Up to this many bytes of weight-gradient tiles per thread, the loop sums the weight gradients
-// itself; above it the tiles no longer stay in the core's cache, and reading and writing them
-// every step costs more than the GEMMs after the loop (measured, 2 threads, T=100 B=64: ahead
-// or even up to H=256, 1 MiB a thread; 7 % behind at H=384 and H=512). dx is made in the loop
-// at every size: it is as fast there or faster (H=512: 74 ms against 77).
-constexpr int64_t kLoopWeightBytes = int64_t(1) << 20;
+// Up to this many bytes of weight-gradient tiles per thread the loop makes the gradients itself.
+// Above it the tiles (and W_ih's panels beside W_hh's) no longer stay in the core's cache, and
+// the loop is no faster than the GEMMs after it or slower. Measured in one process, 2 threads,
+// the backward pass against the GEMMs after the loop: T=50 B=32 H=128 7-10 % faster (vanilla,
+// layernorm, GRU), T=100 B=64 H=256 (1 MiB a thread) 0-5 %; at H=512 the weight gradients 7 %
+// slower, dx alone even, the layernorm cell 5 % slower.
+constexpr int64_t kLoopGradientBytes = int64_t(1) << 20;
 
 // The buffers of a team backward's in-loop gradients, shared by its threads: dx [T, B, I],
-// W_ih's column panels (each thread packs those of its own columns of dx) and, when they fit,
-// dW_ih [G, I] and dW_hh [G, P].
+// dW_ih [G, I], dW_hh [G, P] and W_ih's column panels (each thread packs those of its own
+// columns of dx). Absent (present() false) without the inputs or when the tiles would not fit.
 template <typename T> class LoopGradients {
  public:
   static constexpr int64_t L = Simd<T>::lanes;
@@ -122,17 +123,15 @@ template <typename T> class LoopGradients {
   LoopGradients(const LoopInputs& in, int64_t G, int workers, const at::TensorOptions& opts)
       : in_(in), G_(G), I_(in.present() ? in.x.size(2) : 0), P_(in.present() ? in.h_in.size(2) : 0),
         input_blocks_((I_ + L - 1) / L),
-        weights_(in.present() && G * (I_ + P_) * int64_t(sizeof(T)) / workers <= kLoopWeightBytes) {
-    if (!in.present()) return;
+        present_(in.present() && G * (I_ + P_) * int64_t(sizeof(T)) / workers <= kLoopGradientBytes) {
+    if (!present_) return;
     dx = at::empty({in.x.size(0), in.x.size(1), I_}, opts);
     panels_ = at::empty({input_blocks_ * G * L}, opts);
-    if (!weights_) return;
     dw_ih = at::empty({G, I_}, opts);
     dw_hh = at::empty({G, P_}, opts);
   }
 
-  bool present() const { return in_.present(); }
-  bool weights() const { return weights_; }   // whether the loop makes dW_ih and dW_hh
+  bool present() const { return present_; }
   int64_t input_blocks() const { return input_blocks_; }
   std::vector<Tensor> results() const { return {dx, dw_ih, dw_hh}; }
 
@@ -140,18 +139,16 @@ template <typename T> class LoopGradients {
   class Thread {
    public:
     Thread(const LoopGradients& all, const Slice& units, const Slice& inputs, int64_t H, int64_t gates)
-        : all_(all), inputs_(inputs), ih_(units, H, gates, all.weights_ ? all.I_ : 0),
-          hh_(units, H, gates, all.weights_ ? all.P_ : 0) {
-      if (all.present()) pack_column_panels(all.in_.w_ih.template data_ptr<T>(), all.G_, all.I_, inputs.first,
+        : all_(all), inputs_(inputs), ih_(units, H, gates, all.present_ ? all.I_ : 0),
+          hh_(units, H, gates, all.present_ ? all.P_ : 0) {
+      if (all.present_) pack_column_panels(all.in_.w_ih.template data_ptr<T>(), all.G_, all.I_, inputs.first,
                                             inputs.last, all.panels_.template data_ptr<T>());
     }
 
-    // Step t's weight-gradient sums (when the loop makes them), from the thread's own columns of
-    // the gradients [B, G] of the input's part of the gates (d_in) and of the recurrent part
+    // Step t's weight-gradient sums, from the thread's own columns of the gradients [B, G] of the input's part of the gates (d_in) and of the recurrent part
     // (d_rec): the same tensor for the LSTM, two for the GRU, whose n gate scales its recurrent
     // part by r.
     void add_weights(const T* d_in, const T* d_rec, int64_t t) {
-      if (!all_.weights_) return;
       const Tensor& x = all_.in_.x;
       const int64_t B = x.size(1);
       ih_.add(d_in, all_.G_, x.template data_ptr<T>() + t * x.stride(0), x.stride(1), B);
@@ -171,7 +168,6 @@ template <typename T> class LoopGradients {
 
     // Writes the thread's rows of dW_ih and dW_hh (after its last step).
     void write() const {
-      if (!all_.weights_) return;
       ih_.write(all_.dw_ih.template data_ptr<T>());
       hh_.write(all_.dw_hh.template data_ptr<T>());
     }
@@ -187,7 +183,7 @@ template <typename T> class LoopGradients {
  private:
   const LoopInputs& in_;
   int64_t G_, I_, P_, input_blocks_;
-  bool weights_;
+  bool present_;
   Tensor panels_;
 };
 

@@ -46,7 +46,7 @@ std::vector<Tensor> lstm_team_ln_backward(OptTensor dy, Tensor dh_T, Tensor dc_T
                                           OptTensor h_rstd, OptTensor c_hat, OptTensor c_rstd, Tensor w_hh,
                                           OptTensor gain_ih, OptTensor gain_hh, OptTensor gain_c, OptTensor rmask,
                                           OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Act act,
-                                          Act ract);
+                                          Act ract, const LoopInputs& inputs);
 
 namespace {
 
@@ -452,16 +452,17 @@ std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, 
   if (team_ln_fits(w_hh, w_hr, cell, gates.scalar_type())) {
     return lstm_team_ln_backward(dy, dh_T, dc_T, gates, c_prev, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
                                  w_hh, ln_gain_ih, ln_gain_hh, ln_gain_c, rmask, keep_h, keep_c, out_mask,
-                                 parse_act(act), parse_act(ract));
+                                 parse_act(act), parse_act(ract),
+                                 loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in));
   }
   if (team_proj_fits(w_hh, w_hr, cell, gates.scalar_type())) {
     return lstm_team_proj_backward(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, *w_hr, w_peep, rmask, keep_h, keep_c,
                                    out_mask, parse_cell(cell), parse_act(act), parse_act(ract));
   }
   if (team_fits(w_hh, w_hr, cell, gates.scalar_type())) {
-    const LoopInputs inputs = loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in);
     return lstm_team_backward(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
-                              parse_cell(cell), parse_act(act), parse_act(ract), inputs);
+                              parse_cell(cell), parse_act(act), parse_act(ract),
+                              loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in));
   }
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward_steps", [&] {
     return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat,

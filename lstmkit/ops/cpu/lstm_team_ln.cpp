@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "lstm_cell.h"
+#include "loop_gradients.h"
 #include "panel_gemm.h"
 #include "team.h"
 
@@ -245,21 +246,26 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
                              const Tensor& h_hat, const Tensor& h_rstd, const Tensor& c_hat, const Tensor& c_rstd,
                              const Tensor& w_hh, const Tensor& gain_ih_t, const Tensor& gain_hh_t,
                              const Tensor& gain_c_t, const OptTensor& rmask, const OptTensor& keep_h_t,
-                             const OptTensor& keep_c_t, const OptTensor& out_mask_t, Act act, Act ract) {
+                             const OptTensor& keep_c_t, const OptTensor& out_mask_t, Act act, Act ract,
+                             const LoopInputs& inputs) {
   constexpr int64_t L = Simd<T>::lanes;
   constexpr int64_t kGates = 4;
   const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = phic.size(2), P = H;
   const int64_t blocks = (H + L - 1) / L;
   auto opts = gates.options();
-  Tensor d_pre = at::empty({steps, B, G}, opts), d_hw = at::empty({steps, B, G}, opts);
-  Tensor d_xw = at::empty({steps, B, G}, opts), d_c_norm = at::empty({steps, B, H}, opts);
+  Tensor d_pre = at::empty({steps, B, G}, opts), d_c_norm = at::empty({steps, B, H}, opts);
+  // the gradients before the two norms: GradientTiles reads whole vectors of them
+  Tensor d_hw = padded_steps<T>(steps, B, G, opts), d_xw = padded_steps<T>(steps, B, G, opts);
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts);
   Tensor panels = at::empty({blocks * G * L}, opts);
   const Team team = team_size(blocks, B * G * P);
+  LoopGradients<T> grads(inputs, G, team.workers, opts);
+  const bool in_loop = grads.present();     // the input's norm too, step by step
   Tensor a_pack = at::empty({team.threads, B, G}, opts);
   using Sums = std::pair<double, double>;            // [thread][row], one buffer per norm (see forward)
-  std::vector<Sums> partial_c(size_t(team.threads) * B), partial_h(size_t(team.threads) * B);
+  std::vector<Sums> partial_c(size_t(team.threads) * B), partial_h(size_t(team.threads) * B),
+      partial_x(in_loop ? size_t(team.threads) * B : 0);
   std::vector<int64_t> all_rows(B);
   for (int64_t b = 0; b < B; ++b) all_rows[b] = b;
   T* pan = panels.data_ptr<T>();
@@ -275,10 +281,11 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
 
 #pragma omp parallel num_threads(team.threads)
   {
-    const int tid = omp_get_thread_num(), size = omp_get_num_threads();
-    const Slice own(blocks, tid, team_workers(team));
+    const int tid = omp_get_thread_num(), size = omp_get_num_threads(), workers = team_workers(team);
+    const Slice own(blocks, tid, workers);
     const int64_t u0 = own.unit0(L), units = own.units(H, L);
     pack_column_panels(w, G, P, own.first, own.last, pan);
+    typename LoopGradients<T>::Thread mine(grads, own, Slice(grads.input_blocks(), tid, workers), H, kGates);
     T* a_packed = a_pack.data_ptr<T>() + tid * B * G;
     auto combined = [&](const std::vector<Sums>& partial, int64_t b) {
       double s = 0, sh = 0;
@@ -296,7 +303,10 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       const T* hh = step_ptr<T>(h_hat, t);
       const T* c_rs = step_ptr<T>(c_rstd, t);
       const T* h_rs = step_ptr<T>(h_rstd, t);
+      const T* xh = step_ptr<T>(x_hat, t);
+      const T* x_rs = step_ptr<T>(x_rstd, t);
       T* dhw = step_ptr<T>(d_hw, t);
+      T* dxw = step_ptr<T>(d_xw, t);
       // 1. Up to the gradient at the cells' norm; its sums over own units.
       for (int64_t b = 0; b < B; ++b) {
         cb.split_dh(dh_p, cb.dm, b, u0, units);
@@ -316,25 +326,44 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
         for (int64_t j = 0; j < units; ++j) dcnr[j] += r * (dph[j] * g_c[u0 + j] - mean_d - chr[j] * mean_dh);
         cb.through_cell(b, u0, units);
         partial_h[tid * B + b] = gain_sums(cb.d_pre + b * G + u0, g_hh + u0, hh + b * G + u0, units, H, kGates);
+        if (in_loop) partial_x[tid * B + b] = gain_sums(cb.d_pre + b * G + u0, g_ih + u0, xh + b * G + u0, units, H,
+                                                        kGates);
       }
 #pragma omp barrier
-      // 3. The gradient before the recurrent norm, own columns.
-      for (int64_t b = 0; b < B; ++b) {
-        const auto [s, sh] = combined(partial_h, b);
-        const T mean_d = T(s / G), mean_dh = T(sh / G), r = h_rs[b];
-        for (int64_t g = 0; g < kGates; ++g) {
-          const int64_t o = b * G + g * H + u0;
-          const T *dp = cb.d_pre + o, *hr = hh + o, *gh = g_hh + g * H + u0;
-          T* out = dhw + o;
+      // 3. The gradients before the recurrent norm (and the input's, in the loop), own columns.
+      auto before_norm = [&](const std::vector<Sums>& partial, const T* gain, const T* hat, const T* rstd, T* out) {
+        for (int64_t b = 0; b < B; ++b) {
+          const auto [s, sh] = combined(partial, b);
+          const T mean_d = T(s / G), mean_dh = T(sh / G), r = rstd[b];
+          for (int64_t g = 0; g < kGates; ++g) {
+            const int64_t o = b * G + g * H + u0;
+            const T *dp = cb.d_pre + o, *hr = hat + o, *gg = gain + g * H + u0;
+            T* ob = out + o;
 #pragma omp simd
-          for (int64_t j = 0; j < units; ++j) out[j] = r * (dp[j] * gh[j] - mean_d - hr[j] * mean_dh);
+            for (int64_t j = 0; j < units; ++j) ob[j] = r * (dp[j] * gg[j] - mean_d - hr[j] * mean_dh);
+          }
         }
+      };
+      before_norm(partial_h, g_hh, hh, h_rs, dhw);
+      if (in_loop) {
+        before_norm(partial_x, g_ih, xh, x_rs, dxw);
+        mine.add_weights(dxw, dhw, t);
       }
 #pragma omp barrier
       add_product_columns(dhw, all_rows.data(), B, G, pan, own.first, own.last, P, rm, a_packed, dh_p);
+      if (in_loop) mine.input_columns(dxw, t, all_rows.data(), B, a_packed);
     }
-#pragma omp barrier
+    if (in_loop) mine.write();
+  }
+  std::vector<Tensor> out{d_pre, d_xw, d_hw, none(), d_c_norm, dh, dc};
+  if (in_loop) {
+    for (const Tensor& g : grads.results()) out.push_back(g);
+    return out;
+  }
+#pragma omp parallel num_threads(team.threads)
+  {
     // The input's norm, every step at once: rows split among the threads.
+    const int tid = omp_get_thread_num(), size = omp_get_num_threads();
     const T* dp = d_pre.data_ptr<T>();
     const T* xh = x_hat.data_ptr<T>();
     const T* xr = x_rstd.data_ptr<T>();
@@ -343,7 +372,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       normalise_row_backward(dp + row * G, g_ih, xh + row * G, xr[row], dx + row * G, G);
     }
   }
-  return {d_pre, d_xw, d_hw, none(), d_c_norm, dh, dc};
+  return out;
 }
 
 }  // namespace
@@ -377,13 +406,13 @@ std::vector<Tensor> lstm_team_ln_backward(OptTensor dy, Tensor dh_T, Tensor dc_T
                                           OptTensor h_rstd, OptTensor c_hat, OptTensor c_rstd, Tensor w_hh,
                                           OptTensor gain_ih, OptTensor gain_hh, OptTensor gain_c, OptTensor rmask,
                                           OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Act act,
-                                          Act ract) {
+                                          Act ract, const LoopInputs& inputs) {
   TORCH_CHECK(x_hat && x_rstd && h_hat && h_rstd && c_hat && c_rstd && gain_ih && gain_hh && gain_c,
               "the layernorm cell's backward needs its saved norms and gains");
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_team_ln_backward", [&] {
     return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, phic, *x_hat, *x_rstd, *h_hat, *h_rstd, *c_hat,
                               *c_rstd, w_hh, *gain_ih, *gain_hh, *gain_c, rmask, keep_h, keep_c, out_mask, act,
-                              ract);
+                              ract, inputs);
   });
 }
 
