@@ -67,6 +67,7 @@ template <typename T> class GradientTiles {
   std::vector<T> tiles_;
 };
 
+
 // A [steps, B, G] buffer for the gate gradients with L zeros after its last row, for
 // GradientTiles' whole-vector reads.
 template <typename T> Tensor padded_steps(int64_t steps, int64_t B, int64_t G, const at::TensorOptions& opts) {
@@ -105,13 +106,19 @@ inline LoopInputs loop_inputs(const char* fn, const Tensor& gates, const OptTens
   return LoopInputs{*x, *w_ih, *h_in};
 }
 
-// Up to this many bytes of weight-gradient tiles per thread the loop makes the gradients itself.
-// Above it the tiles (and W_ih's panels beside W_hh's) no longer stay in the core's cache, and
-// the loop is no faster than the GEMMs after it or slower. Measured in one process, 2 threads,
-// the backward pass against the GEMMs after the loop: T=50 B=32 H=128 7-10 % faster (vanilla,
-// layernorm, GRU), T=100 B=64 H=256 (1 MiB a thread) 0-5 %; at H=512 the weight gradients 7 %
-// slower, dx alone even, the layernorm cell 5 % slower.
-constexpr int64_t kLoopGradientBytes = int64_t(1) << 20;
+// Up to this many bytes of weight-gradient tiles per thread the loop makes the gradients itself;
+// past it, the GEMMs after the loop. Measured in one process, 2 threads, T=100 B=64 unless
+// said, the backward pass against the same with the GEMMs after the loop (paired medians of 15
+// rounds): T=50 B=32 H=128 (256 KiB a thread) 0.86 vanilla, 0.88 layernorm; H=256 (1 MiB) 0.89
+// vanilla, 0.94 GRU; I=512 H=256 (1.5 MiB) 0.91 vanilla, 0.99 GRU, 1.03 layernorm; H=512
+// (4 MiB) 0.97 vanilla, 1.00 GRU, 0.99 layernorm. Larger layers were not measured.
+constexpr int64_t kLoopGradientBytes = int64_t(4) << 20;
+
+// The weight-gradient tiles are summed for this many rows at once (several steps' batches): the
+// tiles are read and written once per sum, and the rows' gradients still fit a core's L2.
+// Measured (T=100 B=64, backward in-loop against after-loop): every step 0.95 at H=256 and
+// 1.05 at H=512; 4 steps (256 rows) 0.89 and 0.97; 8 steps 0.94 and 1.02.
+constexpr int64_t kRowsPerSum = 256;
 
 // The buffers of a team backward's in-loop gradients, shared by its threads: dx [T, B, I],
 // dW_ih [G, I], dW_hh [G, P] and W_ih's column panels (each thread packs those of its own
@@ -145,14 +152,24 @@ template <typename T> class LoopGradients {
                                             inputs.last, all.panels_.template data_ptr<T>());
     }
 
-    // Step t's weight-gradient sums, from the thread's own columns of the gradients [B, G] of the input's part of the gates (d_in) and of the recurrent part
-    // (d_rec): the same tensor for the LSTM, two for the GRU, whose n gate scales its recurrent
-    // part by r.
+    // The weight-gradient sums of steps [t, t + S) once every S = kRowsPerSum / B steps (at each
+    // t that is a multiple of S; the loop runs backward in time, so those steps are done): d_in and
+    // d_rec point at step t of [T, B, G] buffers of the gradients of the input's part of the
+    // gates and of the recurrent part (the same for the LSTM; for the GRU two, since its n gate
+    // scales the recurrent part by r), of which the thread reads its own columns. S steps at
+    // once read and write the tiles once for S * B rows instead of once per step.
     void add_weights(const T* d_in, const T* d_rec, int64_t t) {
+      const int64_t S = std::max<int64_t>(1, kRowsPerSum / all_.in_.x.size(1));
+      if (t % S != 0) return;
       const Tensor& x = all_.in_.x;
-      const int64_t B = x.size(1);
-      ih_.add(d_in, all_.G_, x.template data_ptr<T>() + t * x.stride(0), x.stride(1), B);
-      hh_.add(d_rec, all_.G_, step_ptr<T>(all_.in_.h_in, t), all_.P_, B);
+      const int64_t steps = std::min(S, x.size(0) - t), B = x.size(1), G = all_.G_;
+      const T* x_t = x.template data_ptr<T>() + t * x.stride(0);
+      if (x.stride(0) == B * x.stride(1)) {       // the steps' rows are evenly spaced
+        ih_.add(d_in, G, x_t, x.stride(1), steps * B);
+      } else {                                    // e.g. a batch_first view: step by step
+        for (int64_t s = 0; s < steps; ++s) ih_.add(d_in + s * B * G, G, x_t + s * x.stride(0), x.stride(1), B);
+      }
+      hh_.add(d_rec, G, step_ptr<T>(all_.in_.h_in, t), all_.P_, steps * B);
     }
 
     // The thread's columns of dx_t = d_t W_ih (d_t: d_in above) for the n rows in rows_of (the step's active ones),
