@@ -599,6 +599,56 @@ def test_gradients_made_inside_the_backward_loop_equal_the_gemms_after_it(cell, 
         torch.testing.assert_close(runs[0][1][name], runs[1][1][name], atol=1e-12, rtol=1e-12, msg=name)
 
 
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "gru", "projection"])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize("grad", [False, True])
+def test_reading_the_input_backward_equals_running_on_the_flipped_input(cell, threads, large, grad):
+    """ops.lstm / ops.gru with reversed_input (how a bidirectional layer's reverse direction runs
+    without lengths: the fused loops read x from its last step, and the backward writes dx
+    there) against the same op on x.flip(0): outputs, final states and every gradient, to
+    rounding (float64), on a batch_first view, with recurrent dropout and zoneout masks. `large`
+    layers leave dx and the weight gradients to the GEMMs after the loop; the projection cell
+    takes the projection before the loop (a flipped copy)."""
+    g = torch.Generator().manual_seed(7)
+    T, B, I, H = (5, 7, 1800, 264) if large else (40, 9, 21, 72)
+    gru = cell == "gru"
+    dtype = torch.float64
+    lstm_cell, proj = ("vanilla", 24) if cell == "projection" else (cell, 0)
+    P = proj or H
+    w = random_gru_weights(I, H, True, dtype, g) if gru else random_lstm_weights(lstm_cell, I, H, proj, True, dtype, g)
+    w = type(w)(*(None if t is None else t.requires_grad_(grad) for t in w))
+    x = torch.randn(B, T, I, dtype=dtype, generator=g).transpose(0, 1).requires_grad_(grad)
+    h0 = torch.randn(B, P, dtype=dtype, generator=g, requires_grad=grad)
+    c0 = torch.randn(B, H, dtype=dtype, generator=g, requires_grad=grad)
+    masks = dict(recurrent_mask=(torch.rand(B, P, generator=g) > 0.3).to(dtype) / 0.7,
+                 zoneout_h=(torch.rand(T, B, P, generator=g) < 0.3).to(dtype))
+    if not gru:
+        masks["zoneout_c"] = (torch.rand(T, B, H, generator=g) < 0.3).to(dtype)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        runs = []
+        for reversed_input in (True, False):
+            seq = x if reversed_input else x.flip(0)
+            with torch.set_grad_enabled(grad):
+                if gru:
+                    y, h = ops.gru(seq, h0, w, reversed_input=reversed_input, **masks)
+                    out = [y, h]
+                else:
+                    y, (h, c) = ops.lstm(seq, h0, c0, w, cell=lstm_cell, reversed_input=reversed_input, **masks)
+                    out = [y, h, c]
+            if grad:
+                inputs = [x, h0] + ([] if gru else [c0]) + [t for t in w if t is not None]
+                cot = [torch.randn(v.shape, dtype=dtype, generator=torch.Generator().manual_seed(1)) for v in out]
+                out += torch.autograd.grad(sum((v * k).sum() for v, k in zip(out, cot)), inputs)
+            runs.append(out)
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*runs):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+
+
 @pytest.mark.parametrize("impl", implementations())
 @pytest.mark.parametrize("cell", ["vanilla", "layernorm", "gru"])
 def test_masks_that_broadcast_over_the_batch_match_the_reference(impl, cell):

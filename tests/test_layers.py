@@ -16,12 +16,13 @@ I, H, T, B = 3, 4, 5, 3
 LENGTHS = torch.tensor([5, 2, 3])
 
 
-def reference_lstm(x, h0, c0, weights, *, cell, **options):
-    return reference.lstm(x, h0, c0, weights, cell, **options)
+# ops.lstm / ops.gru on the reference; reversed_input as ops defines it: the same as x.flip(0).
+def reference_lstm(x, h0, c0, weights, *, cell, reversed_input=False, **options):
+    return reference.lstm(x.flip(0) if reversed_input else x, h0, c0, weights, cell, **options)
 
 
-def reference_gru(x, h0, weights, **options):
-    return reference.gru_from_weights(x, h0, weights, **options)
+def reference_gru(x, h0, weights, reversed_input=False, **options):
+    return reference.gru_from_weights(x.flip(0) if reversed_input else x, h0, weights, **options)
 
 
 def build(mode, cell, **kwargs):

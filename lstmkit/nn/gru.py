@@ -61,7 +61,8 @@ class GRU(RecurrentLayer):
     def _step_kernel(self, device, dtype):
         return ops.gru_step_kernel(device, dtype, self.activation, self.recurrent_activation)
 
-    def _run_direction(self, x: Tensor, state, layer: int, direction: int, lengths: Optional[Tensor], record):
+    def _run_direction(self, x: Tensor, state, layer: int, direction: int, lengths: Optional[Tensor], record,
+                       reversed_input: bool = False):
         T, B, _ = x.shape
         H = self.hidden_size
         options = dict(
@@ -75,7 +76,7 @@ class GRU(RecurrentLayer):
         if record is not None:
             y, h = ops.reference.gru_from_weights(x, state[0], weights, record=record, **options)
         else:
-            y, h = ops.gru(x, state[0], weights, **options)
+            y, h = ops.gru(x, state[0], weights, reversed_input=reversed_input, **options)
         return y, (h,)
 
     @classmethod

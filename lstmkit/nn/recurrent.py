@@ -339,12 +339,15 @@ class RecurrentLayer(nn.Module):
             outputs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
-                seq = reverse_sequences(layer_input, rev) if direction else layer_input
+                # Without lengths the reverse direction reads the input backward (no flipped copy).
+                whole = direction and rev is None and records is None
+                seq = reverse_sequences(layer_input, rev) if direction and not whole else layer_input
                 record = None
                 if records is not None:
                     record = {}
                     records.append(record)
-                y, final = self._run_direction(seq, tuple(s[k] for s in states), layer, direction, lengths, record)
+                y, final = self._run_direction(seq, tuple(s[k] for s in states), layer, direction, lengths, record,
+                                               reversed_input=whole)
                 outputs.append(reverse_sequences(y, rev) if direction else y)
                 for store, value in zip(finals, final):
                     store.append(value)

@@ -108,6 +108,12 @@ def _onednn_lstm(x: Tensor, h0: Tensor, c0: Tensor, weights: LSTMWeights) -> tup
     return y, h, c
 
 
+def _reads_backward(x: Tensor) -> bool:
+    """Whether the loops x goes to read it from its last step without a flipped copy: the fused
+    ones, which take float32 / float64 on the CPU (elsewhere x is flipped first)."""
+    return _fused_for(x.device, x.dtype) is not None
+
+
 def _needs_grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
@@ -125,15 +131,24 @@ def lstm(
     recurrent_mask: Optional[Tensor] = None,
     zoneout_h: Optional[Tensor] = None,
     zoneout_c: Optional[Tensor] = None,
+    reversed_input: bool = False,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """One LSTM layer-direction over a sequence; same contract as reference.lstm.
 
     x [T, B, I], h0 [B, P], c0 [B, H]; lengths [B] (1 <= lengths <= T); recurrent_mask [B, P];
     zoneout_h [T, B, P], zoneout_c [T, B, H]. Returns (y [T, B, P], (h_T [B, P], c_T [B, H])).
+    reversed_input (no lengths): the layer runs over x from its last step to its first, exactly
+    as on x.flip(0), with y and the masks in that order; the fused loops read x backward
+    instead of copying it (the reverse direction of a bidirectional layer).
     """
     check_cell(cell)
     get_activation(activation), get_activation(recurrent_activation)
     needs_grad = _needs_grad(x, h0, c0, *weights)
+    if reversed_input and lengths is not None:
+        raise ValueError("reversed_input reverses whole sequences: with lengths, reverse each one first "
+                         "(lstmkit.nn.sequences.reverse_sequences)")
+    if reversed_input and not _reads_backward(x):
+        x, reversed_input = x.flip(0), False
     if _bf16_inference(x, needs_grad):
         h0, c0 = h0.float(), c0.float()
         keep_h, keep_c, out_mask = step_masks(x.shape[0], lengths, _float(zoneout_h), _float(zoneout_c), h0)
@@ -143,16 +158,17 @@ def lstm(
         return y.to(x.dtype), (h.to(x.dtype), c.to(x.dtype))
     if not needs_grad and _onednn_lstm_fits(x, weights, cell, activation, recurrent_activation, lengths,
                                             recurrent_mask, zoneout_h, zoneout_c):
-        y, h, c = _onednn_lstm(x, h0, c0, weights)
+        y, h, c = _onednn_lstm(x.flip(0) if reversed_input else x, h0, c0, weights)
         return y, (h, c)
     keep_h, keep_c, out_mask = step_masks(x.shape[0], lengths, zoneout_h, zoneout_c, x)
     steps = _steps_for(x, cpu.lstm_steps, lstm_steps)
     if needs_grad:
-        config = (cell, activation, recurrent_activation, steps)
+        config = (cell, activation, recurrent_activation, steps, reversed_input)
         y, h, c = LSTMFunction.apply(x, h0, c0, recurrent_mask, keep_h, keep_c, out_mask, config, *weights)
     else:
         y, h, c, _ = lstm_forward(x, h0, c0, weights, cell, activation, recurrent_activation,
-                                  recurrent_mask, keep_h, keep_c, out_mask, store=False, steps=steps)
+                                  recurrent_mask, keep_h, keep_c, out_mask, store=False, steps=steps,
+                                  reversed=reversed_input)
     return y, (h, c)
 
 
@@ -166,10 +182,17 @@ def gru(
     lengths: Optional[Tensor] = None,
     recurrent_mask: Optional[Tensor] = None,
     zoneout_h: Optional[Tensor] = None,
+    reversed_input: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """One GRU layer-direction over a sequence. x [T, B, I], h0 [B, H] -> (y [T, B, H], h_T)."""
+    """One GRU layer-direction over a sequence. x [T, B, I], h0 [B, H] -> (y [T, B, H], h_T).
+    reversed_input: as lstm()'s."""
     get_activation(activation), get_activation(recurrent_activation)
     needs_grad = _needs_grad(x, h0, *weights)
+    if reversed_input and lengths is not None:
+        raise ValueError("reversed_input reverses whole sequences: with lengths, reverse each one first "
+                         "(lstmkit.nn.sequences.reverse_sequences)")
+    if reversed_input and not _reads_backward(x):
+        x, reversed_input = x.flip(0), False
     if _bf16_inference(x, needs_grad):
         h0 = h0.float()
         keep_h, _, out_mask = step_masks(x.shape[0], lengths, _float(zoneout_h), None, h0)
@@ -179,10 +202,10 @@ def gru(
     keep_h, _, out_mask = step_masks(x.shape[0], lengths, zoneout_h, None, x)
     steps = _steps_for(x, cpu.gru_steps, gru_steps)
     if needs_grad:
-        config = (activation, recurrent_activation, steps)
+        config = (activation, recurrent_activation, steps, reversed_input)
         return GRUFunction.apply(x, h0, recurrent_mask, keep_h, out_mask, config, *weights)
     y, h, _ = gru_forward(x, h0, weights, activation, recurrent_activation,
-                          recurrent_mask, keep_h, out_mask, store=False, steps=steps)
+                          recurrent_mask, keep_h, out_mask, store=False, steps=steps, reversed=reversed_input)
     return y, h
 
 

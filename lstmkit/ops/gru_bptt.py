@@ -20,13 +20,16 @@ SAVED = ("gates", "gh_n", "h_prev", "h_in")
 
 
 def gru_forward(x, h0, w, activation, recurrent_activation,
-                recurrent_mask=None, keep_h=None, out_mask=None, store=True, steps=gru_steps):
-    """x [T, B, I], h0 [B, H], w: GRUWeights. Returns (y [T, B, H], h_T, saved dict or None)."""
+                recurrent_mask=None, keep_h=None, out_mask=None, store=True, steps=gru_steps, reversed=False):
+    """x [T, B, I], h0 [B, H], w: GRUWeights. Returns (y [T, B, H], h_T, saved dict or None).
+    reversed: over x from its last step to its first, as lstm_bptt.lstm_forward."""
     if hasattr(steps, "forward_input_steps") and steps.input_fusion_fits(x, h0, w):
         # the fused loop multiplies x_t W_ih inside the loop, beside h_{t-1} W_hh
         y, h, *saved = steps.forward_input_steps(x, h0.contiguous(), w, recurrent_mask, keep_h, out_mask,
-                                                 activation, recurrent_activation, store)
+                                                 activation, recurrent_activation, store, reversed)
     else:
+        if reversed:
+            x = x.flip(0)
         xw = input_projection(x, w.w_ih, w.b_ih, dtype=h0.dtype)
         y, h, *saved = steps.forward_steps(xw.contiguous(), h0.contiguous(), w.w_hh, w.b_hh, recurrent_mask,
                                            keep_h, out_mask, activation, recurrent_activation, store)
@@ -34,17 +37,22 @@ def gru_forward(x, h0, w, activation, recurrent_activation,
 
 
 def gru_backward(dy, dh_T, x, w, saved, activation, recurrent_activation,
-                 recurrent_mask=None, keep_h=None, out_mask=None, steps=gru_steps):
-    """Returns (dx, dh0, grads) with grads a dict keyed by the GRUWeights fields."""
+                 recurrent_mask=None, keep_h=None, out_mask=None, steps=gru_steps, reversed=False):
+    """Returns (dx, dh0, grads) with grads a dict keyed by the GRUWeights fields (reversed: as
+    lstm_bptt.lstm_backward)."""
     T, B, _ = x.shape
     args = (dy, dh_T.contiguous(), saved["gates"], saved["gh_n"], saved["h_prev"], w.w_hh, recurrent_mask, keep_h,
             out_mask, activation, recurrent_activation)
     if hasattr(steps, "backward_input_steps"):   # dx, dW_ih and dW_hh inside the loop, where it can
-        d_gx, d_gh, dh0, dx, dw_ih, dw_hh = steps.backward_input_steps(*args, x, w.w_ih, saved["h_in"])
+        d_gx, d_gh, dh0, dx, dw_ih, dw_hh = steps.backward_input_steps(*args, x, w.w_ih, saved["h_in"], reversed)
     else:
         (d_gx, d_gh, dh0), dx, dw_ih, dw_hh = steps.backward_steps(*args), None, None, None
+    if reversed and (dx is None or dw_ih is None):
+        x = x.flip(0)                       # what the steps read, for the GEMMs below
     if dx is None:
         dx = linear(d_gx.reshape(T * B, -1), w.w_ih.t()).reshape(T, B, -1)
+        if reversed:
+            dx = dx.flip(0)
     grads = dict(
         w_ih=gemm_over_steps(d_gx, x) if dw_ih is None else dw_ih,
         w_hh=gemm_over_steps(d_gh, saved["h_in"]) if dw_hh is None else dw_hh,
@@ -56,13 +64,14 @@ def gru_backward(dy, dh_T, x, w, saved, activation, recurrent_activation,
 
 class GRUFunction(torch.autograd.Function):
     """apply(x, h0, recurrent_mask, keep_h, out_mask, config, *weights); config is
-    (activation, recurrent_activation, steps), weights the GRUWeights fields in order."""
+    (activation, recurrent_activation, steps[, reversed]), weights the GRUWeights fields in order."""
 
     @staticmethod
     def forward(ctx, x, h0, recurrent_mask, keep_h, out_mask, config, *weights):
         w = GRUWeights(*weights)
-        act, ract, steps = config
-        y, h, saved = gru_forward(x, h0, w, act, ract, recurrent_mask, keep_h, out_mask, steps=steps)
+        act, ract, steps, reversed = (*config, False)[:4]
+        y, h, saved = gru_forward(x, h0, w, act, ract, recurrent_mask, keep_h, out_mask, steps=steps,
+                                  reversed=reversed)
         ctx.config = config
         ctx.weight_present = [v is not None for v in weights]
         ctx.save_for_backward(x, recurrent_mask, keep_h, out_mask, *weights, *(saved[k] for k in SAVED))
@@ -75,9 +84,9 @@ class GRUFunction(torch.autograd.Function):
         n_w = len(GRUWeights._fields)
         w = GRUWeights(*rest[:n_w])
         saved = dict(zip(SAVED, rest[n_w:]))
-        act, ract, steps = ctx.config
+        act, ract, steps, reversed = (*ctx.config, False)[:4]
         dx, dh0, grads = gru_backward(dy.contiguous(), dh_T, x, w, saved, act, ract, recurrent_mask, keep_h,
-                                      out_mask, steps=steps)
+                                      out_mask, steps=steps, reversed=reversed)
         weight_grads = [grads[name] if present else None
                         for name, present in zip(GRUWeights._fields, ctx.weight_present)]
         return (dx, dh0, None, None, None, None, *weight_grads)

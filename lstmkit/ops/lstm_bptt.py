@@ -33,9 +33,12 @@ SAVED = ("gates", "c_prev", "c_new", "phic", "h_in", "h_core", "x_hat", "x_rstd"
 
 
 def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
-                 recurrent_mask=None, keep_h=None, keep_c=None, out_mask=None, store=True, steps=lstm_steps):
+                 recurrent_mask=None, keep_h=None, keep_c=None, out_mask=None, store=True, steps=lstm_steps,
+                 reversed=False):
     """Run the sequence. x [T, B, I], h0 [B, P], c0 [B, H], w: LSTMWeights; steps is the module
-    (or object) providing forward_steps.
+    (or object) providing forward_steps. reversed: run over x from its last step to its first,
+    as on x.flip(0) (the fused loops read x backward instead of copying it); y, the masks and
+    the saved tensors are in the order the steps run.
 
     Returns (y [T, B, P], h_T, c_T, saved) where saved is a dict of what backward needs (None
     when store is False: the inference path keeps nothing per step).
@@ -44,8 +47,10 @@ def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
     if hasattr(steps, "forward_input_steps") and steps.input_fusion_fits(x, h0, w, cell):
         # the fused loops multiply x_t W_ih inside the loop, beside h_{t-1} W_hh
         out = steps.forward_input_steps(x, h0.contiguous(), c0.contiguous(), w, recurrent_mask, keep_h, keep_c,
-                                        out_mask, cell, activation, recurrent_activation, store)
+                                        out_mask, cell, activation, recurrent_activation, store, reversed)
     else:
+        if reversed:
+            x = x.flip(0)
         if layernorm:   # the bare projection: the loop normalises it and adds the biases after
             xw = input_projection(x, w.w_ih, dtype=h0.dtype)
             b_ih, b_hh = w.b_ih, w.b_hh
@@ -62,8 +67,9 @@ def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
 
 
 def lstm_backward(dy, dh_T, dc_T, x, w, saved, cell, activation, recurrent_activation,
-                  recurrent_mask=None, keep_h=None, keep_c=None, out_mask=None, steps=lstm_steps):
-    """BPTT by hand. dy [T, B, P], dh_T [B, P], dc_T [B, H].
+                  recurrent_mask=None, keep_h=None, keep_c=None, out_mask=None, steps=lstm_steps, reversed=False):
+    """BPTT by hand. dy [T, B, P], dh_T [B, P], dc_T [B, H]; reversed as lstm_forward (dy in the
+    steps' order, dx in x's own).
 
     Returns (dx, dh0, dc0, grads) with grads a dict keyed by the LSTMWeights fields.
     """
@@ -74,10 +80,12 @@ def lstm_backward(dy, dh_T, dc_T, x, w, saved, cell, activation, recurrent_activ
             w.ln_gain_ih, w.ln_gain_hh, w.ln_gain_c, recurrent_mask, keep_h, keep_c, out_mask,
             cell, activation, recurrent_activation)
     if hasattr(steps, "backward_input_steps"):   # dx, dW_ih and dW_hh inside the loop, where it can
-        out = steps.backward_input_steps(*args, x, w.w_ih, s["h_in"])
+        out = steps.backward_input_steps(*args, x, w.w_ih, s["h_in"], reversed)
     else:
         out = steps.backward_steps(*args) + (None, None, None)
     d_pre, d_xw, d_hw, dh_new, d_c_norm, dh0, dc0, dx, dw_ih, dw_hh = out
+    if reversed and (dx is None or dw_ih is None):
+        x = x.flip(0)                       # what the steps read, for the GEMMs below
 
     # After the loop: what the loop left, one GEMM or reduction each over all steps.
     layernorm = cell == "layernorm"
@@ -86,6 +94,8 @@ def lstm_backward(dy, dh_T, dc_T, x, w, saved, cell, activation, recurrent_activ
         d_xw = d_pre
     if dx is None:
         dx = linear(d_xw.reshape(T * B, G), w.w_ih.t()).reshape(T, B, -1)
+        if reversed:
+            dx = dx.flip(0)
     # Both biases get the same gradient: one reduction, and a copy so the two .grad never share memory.
     d_bias = sum_rows(d_pre) if w.b_ih is not None or w.b_hh is not None else None
     grads = dict(
@@ -109,15 +119,16 @@ class LSTMFunction(torch.autograd.Function):
     """autograd.Function over one LSTM layer-direction with the hand-written backward above.
 
     apply(x, h0, c0, recurrent_mask, keep_h, keep_c, out_mask, config, *weights) where config is
-    (cell, activation, recurrent_activation, steps) and weights are the LSTMWeights fields.
+    (cell, activation, recurrent_activation, steps[, reversed]) and weights are the LSTMWeights
+    fields.
     """
 
     @staticmethod
     def forward(ctx, x, h0, c0, recurrent_mask, keep_h, keep_c, out_mask, config, *weights):
         w = LSTMWeights(*weights)
-        cell, act, ract, steps = config
+        cell, act, ract, steps, reversed = (*config, False)[:5]
         y, h, c, saved = lstm_forward(x, h0, c0, w, cell, act, ract, recurrent_mask, keep_h, keep_c, out_mask,
-                                      steps=steps)
+                                      steps=steps, reversed=reversed)
         ctx.config = config
         ctx.saved_names = [k for k, v in saved.items() if v is not None]
         ctx.weight_present = [v is not None for v in weights]
@@ -133,9 +144,10 @@ class LSTMFunction(torch.autograd.Function):
         w = LSTMWeights(*rest[:n_w])
         saved = dict.fromkeys(SAVED)
         saved.update(zip(ctx.saved_names, rest[n_w:]))
-        cell, act, ract, steps = ctx.config
+        cell, act, ract, steps, reversed = (*ctx.config, False)[:5]
         dx, dh0, dc0, grads = lstm_backward(dy.contiguous(), dh_T, dc_T, x, w, saved, cell, act, ract,
-                                            recurrent_mask, keep_h, keep_c, out_mask, steps=steps)
+                                            recurrent_mask, keep_h, keep_c, out_mask, steps=steps,
+                                            reversed=reversed)
         weight_grads = [grads[name] if present else None
                         for name, present in zip(LSTMWeights._fields, ctx.weight_present)]
         return (dx, dh0, dc0, None, None, None, None, None, *weight_grads)

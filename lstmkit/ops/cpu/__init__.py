@@ -145,16 +145,18 @@ class _LSTMSteps:
 
     @staticmethod
     def forward_input_steps(x, h0, c0, w, recurrent_mask, keep_h, keep_c, out_mask, cell, activation,
-                            recurrent_activation, store):
+                            recurrent_activation, store, reversed=False):
         """forward_steps on x's input projection (with both biases outside a layer norm), which
-        the loop computes step by step: x [T, B, I]. The saved gates come back where xw would be."""
+        the loop computes step by step: x [T, B, I]. The saved gates come back where xw would be.
+        reversed: the steps run over x from its last step to its first, as on x.flip(0) without
+        the copy; the outputs, masks and saved tensors are in the order the steps run."""
         T, B = x.shape[:2]
         P, H = h0.shape[-1], c0.shape[-1]
         out = load().lstm_forward_input_steps(
             x, w.w_ih, _dense(w.b_ih), _dense(w.b_hh), h0, c0, w.w_hh.contiguous(), _dense(w.w_peep),
             _dense(w.ln_gain_ih), _dense(w.ln_gain_hh), _dense(w.ln_gain_c), _dense(w.ln_bias_c),
             _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H), _mask(out_mask, T, B, 1),
-            cell, activation, recurrent_activation, store)
+            cell, activation, recurrent_activation, store, reversed)
         return tuple(out)
 
     @staticmethod
@@ -164,17 +166,19 @@ class _LSTMSteps:
     @staticmethod
     def backward_input_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
                              w_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, recurrent_mask, keep_h, keep_c,
-                             out_mask, cell, activation, recurrent_activation, x, w_ih, h_in):
+                             out_mask, cell, activation, recurrent_activation, x, w_ih, h_in, reversed=False):
         """backward_steps given also the layer's input x [T, B, I], W_ih and the saved h_in: where
         the loop can, it makes dx, dW_ih and dW_hh in it. Returns backward_steps' values, then
-        (dx, dW_ih, dW_hh), those three None where it left them to the caller."""
+        (dx, dW_ih, dW_hh), those three None where it left them to the caller. reversed: the
+        forward ran over x backward (forward_input_steps); dx comes in x's own order."""
         T, B = gates.shape[:2]
         P, H = dh_T.shape[-1], dc_T.shape[-1]
         out = load().lstm_backward_steps(
             _dense(dy), dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
             w_hh.contiguous(), _dense(w_hr), _dense(w_peep), _dense(ln_gain_ih), _dense(ln_gain_hh),
             _dense(ln_gain_c), _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H),
-            _mask(out_mask, T, B, 1), cell, activation, recurrent_activation, _last_dense(x), _dense(w_ih), h_in)
+            _mask(out_mask, T, B, 1), cell, activation, recurrent_activation, _last_dense(x), _dense(w_ih), h_in,
+            reversed)
         return tuple(out) + (None,) * (10 - len(out))
 
 
@@ -195,13 +199,15 @@ class _GRUSteps:
         return x.dtype == h0.dtype == w.w_ih.dtype == w.w_hh.dtype
 
     @staticmethod
-    def forward_input_steps(x, h0, w, recurrent_mask, keep_h, out_mask, activation, recurrent_activation, store):
-        """forward_steps on W_ih x_t + b_ih, which the loop computes step by step: x [T, B, I]."""
+    def forward_input_steps(x, h0, w, recurrent_mask, keep_h, out_mask, activation, recurrent_activation, store,
+                            reversed=False):
+        """forward_steps on W_ih x_t + b_ih, which the loop computes step by step: x [T, B, I]
+        (read from its last step to its first when reversed, as _LSTMSteps.forward_input_steps)."""
         T, B = x.shape[:2]
         H = h0.shape[-1]
         return tuple(load().gru_forward_input_steps(
             x, w.w_ih, _dense(w.b_ih), h0, w.w_hh.contiguous(), _dense(w.b_hh), _rows(recurrent_mask, B, H),
-            _mask(keep_h, T, B, H), _mask(out_mask, T, B, 1), activation, recurrent_activation, store))
+            _mask(keep_h, T, B, H), _mask(out_mask, T, B, 1), activation, recurrent_activation, store, reversed))
 
     @staticmethod
     def backward_steps(*args):
@@ -209,15 +215,16 @@ class _GRUSteps:
 
     @staticmethod
     def backward_input_steps(dy, dh_T, gates, gh_n, h_prev, w_hh, recurrent_mask, keep_h, out_mask,
-                             activation, recurrent_activation, x, w_ih, h_in):
+                             activation, recurrent_activation, x, w_ih, h_in, reversed=False):
         """backward_steps given also x [T, B, I], W_ih and the saved h_in: returns its values, then
-        (dx, dW_ih, dW_hh), each None where the loop left it to the caller."""
+        (dx, dW_ih, dW_hh), each None where the loop left it to the caller (reversed: as
+        _LSTMSteps.backward_input_steps)."""
         T, B = gates.shape[:2]
         H = dh_T.shape[-1]
         out = load().gru_backward_steps(_dense(dy), dh_T, gates, gh_n, h_prev, w_hh.contiguous(),
                                         _rows(recurrent_mask, B, H), _mask(keep_h, T, B, H),
                                         _mask(out_mask, T, B, 1), activation, recurrent_activation,
-                                        _last_dense(x), _dense(w_ih), h_in)
+                                        _last_dense(x), _dense(w_ih), h_in, reversed)
         return tuple(out) + (None,) * (6 - len(out))
 
 

@@ -109,12 +109,12 @@ std::vector<Tensor> gru_forward_steps(Tensor xw, Tensor h0, Tensor w_hh, OptTens
 std::vector<Tensor> gru_backward_steps(OptTensor dy, Tensor dh_T, Tensor gates, Tensor gh_n, Tensor h_prev,
                                        Tensor w_hh, OptTensor rmask, OptTensor keep_h, OptTensor out_mask,
                                        std::string act, std::string ract, OptTensor x, OptTensor w_ih,
-                                       OptTensor h_in) {
+                                       OptTensor h_in, bool reversed) {
   check_inputs("gru_backward_steps", gates, {&dh_T, &gh_n, &h_prev, &w_hh}, {&dy, &rmask, &keep_h, &out_mask});
   check_masks("gru_backward_steps", gates.size(0), gates.size(1), rmask, dh_T.size(-1),
               {{&keep_h, dh_T.size(-1)}, {&out_mask, 1}});
   return gru_team_backward(dy, dh_T, gates, gh_n, h_prev, w_hh, rmask, keep_h, out_mask, parse_act(act),
-                           parse_act(ract), loop_inputs("gru_backward_steps", gates, x, w_ih, h_in));
+                           parse_act(ract), loop_inputs("gru_backward_steps", gates, x, w_ih, h_in, reversed));
 }
 
 }  // namespace lstmkit

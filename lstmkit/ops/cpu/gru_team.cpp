@@ -182,12 +182,13 @@ std::vector<Tensor> gru_team_forward(Tensor xw, Tensor h0, Tensor w_hh, OptTenso
   });
 }
 
-// gru_forward_steps on W_ih x_t + b_ih, multiplied inside the loop: x [T, B, I] with a
+// gru_forward_steps on W_ih x_t + b_ih, multiplied inside the loop (x[T - 1 - t] at step t when
+// reversed, as x.flip(0) without the copy): x [T, B, I] with a
 // contiguous last dimension, W_ih [3H, I], weights in x's dtype. The saved gates come back
 // where xw would be.
 std::vector<Tensor> gru_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_ih, Tensor h0, Tensor w_hh,
                                             OptTensor b_hh, OptTensor rmask, OptTensor keep_h, OptTensor out_mask,
-                                            std::string act, std::string ract, bool store) {
+                                            std::string act, std::string ract, bool store, bool reversed) {
   TORCH_CHECK(x.dim() == 3, "gru_forward_input_steps: expected x [T, B, I], got ", x.sizes());
   if (x.stride(2) != 1) x = x.contiguous();
   w_ih = w_ih.contiguous();
@@ -202,7 +203,7 @@ std::vector<Tensor> gru_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_i
               {{&keep_h, h0.size(-1)}, {&out_mask, 1}});
   Tensor bias = b_ih && b_ih->defined() ? b_ih->contiguous() : Tensor();
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_forward_input_steps", [&] {
-    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias}, h0, w_hh, b_hh, rmask, keep_h, out_mask,
+    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias, reversed}, h0, w_hh, b_hh, rmask, keep_h, out_mask,
                              parse_act(act), parse_act(ract), store);
   });
 }

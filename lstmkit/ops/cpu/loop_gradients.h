@@ -80,17 +80,19 @@ template <typename T> Tensor padded_steps(int64_t steps, int64_t B, int64_t G, c
 // The in-loop gradients a team backward makes when it is given the layer's input: x [T, B, I]
 // (any strides but a contiguous last dimension), W_ih [G, I] and h_in [T, B, P], the recurrent
 // input of every step. Without them (x undefined) the caller makes dx and the weight gradients
-// after the loop.
+// after the loop. `reversed`: step t read x[T - 1 - t] (team.h's GateInput), so its dx goes there.
 struct LoopInputs {
   Tensor x, w_ih, h_in;
+  bool reversed = false;
   bool present() const { return x.defined(); }
+  int64_t x_step(int64_t t) const { return reversed ? x.size(0) - 1 - t : t; }
 };
 
 // The LoopInputs of a backward entry point's optional arguments, checked against the saved gates
 // [T, B, G]; empty (the caller's GEMMs after the loop) without x or when x or W_ih is not in the
 // gates' dtype (a bfloat16 weight).
 inline LoopInputs loop_inputs(const char* fn, const Tensor& gates, const OptTensor& x, const OptTensor& w_ih,
-                              const OptTensor& h_in) {
+                              const OptTensor& h_in, bool reversed) {
   if (!x || !x->defined()) return {};
   TORCH_CHECK(w_ih && w_ih->defined() && h_in && h_in->defined(), fn, ": x needs w_ih and h_in too");
   const auto dtype = gates.scalar_type();
@@ -103,7 +105,7 @@ inline LoopInputs loop_inputs(const char* fn, const Tensor& gates, const OptTens
               ": expected a contiguous w_ih of shape [", G, ", ", x->size(2), "], got ", w_ih->sizes());
   TORCH_CHECK(h_in->dim() == 3 && h_in->size(0) == T && h_in->size(1) == B && h_in->is_contiguous(), fn,
               ": expected a contiguous h_in of shape [", T, ", ", B, ", P], got ", h_in->sizes());
-  return LoopInputs{*x, *w_ih, *h_in};
+  return LoopInputs{*x, *w_ih, *h_in, reversed};
 }
 
 // Up to this many bytes of weight-gradient tiles per thread the loop makes the gradients itself;
@@ -163,11 +165,13 @@ template <typename T> class LoopGradients {
       if (t % S != 0) return;
       const Tensor& x = all_.in_.x;
       const int64_t steps = std::min(S, x.size(0) - t), B = x.size(1), G = all_.G_;
-      const T* x_t = x.template data_ptr<T>() + t * x.stride(0);
-      if (x.stride(0) == B * x.stride(1)) {       // the steps' rows are evenly spaced
-        ih_.add(d_in, G, x_t, x.stride(1), steps * B);
-      } else {                                    // e.g. a batch_first view: step by step
-        for (int64_t s = 0; s < steps; ++s) ih_.add(d_in + s * B * G, G, x_t + s * x.stride(0), x.stride(1), B);
+      const LoopInputs& in = all_.in_;
+      if (!in.reversed && x.stride(0) == B * x.stride(1)) {   // the steps' rows are evenly spaced
+        ih_.add(d_in, G, x.template data_ptr<T>() + t * x.stride(0), x.stride(1), steps * B);
+      } else {                                    // a batch_first view, or x read backward: step by step
+        for (int64_t s = 0; s < steps; ++s) {
+          ih_.add(d_in + s * B * G, G, x.template data_ptr<T>() + in.x_step(t + s) * x.stride(0), x.stride(1), B);
+        }
       }
       hh_.add(d_rec, G, step_ptr<T>(all_.in_.h_in, t), all_.P_, steps * B);
     }
@@ -175,7 +179,7 @@ template <typename T> class LoopGradients {
     // The thread's columns of dx_t = d_t W_ih (d_t: d_in above) for the n rows in rows_of (the step's active ones),
     // zero in the others. a_packed: the thread's [B, G] buffer for rows with gaps.
     void input_columns(const T* d, int64_t t, const int64_t* rows_of, int64_t n, T* a_packed) const {
-      T* dx_t = step_ptr<T>(all_.dx, t);
+      T* dx_t = step_ptr<T>(all_.dx, all_.in_.x_step(t));
       const int64_t B = all_.dx.size(1), c0 = inputs_.first * L, nc = std::min(all_.I_, inputs_.last * L) - c0;
       if (nc <= 0) return;
       for_inactive_rows(B, rows_of, n, [&](int64_t b) { std::memset(dx_t + b * all_.I_ + c0, 0, sizeof(T) * nc); });

@@ -27,7 +27,7 @@ std::vector<Tensor> lstm_team_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_
 std::vector<Tensor> lstm_team_forward_from_input(Tensor x, Tensor w_ih, OptTensor bias, Tensor h0, Tensor c0,
                                                  Tensor w_hh, OptTensor w_peep, OptTensor rmask, OptTensor keep_h,
                                                  OptTensor keep_c, OptTensor out_mask, Cell cell, Act act, Act ract,
-                                                 bool store);
+                                                 bool store, bool reversed);
 std::vector<Tensor> lstm_team_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
                                        Tensor phic, Tensor w_hh, OptTensor w_peep, OptTensor rmask,
                                        OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Cell cell, Act act,
@@ -40,7 +40,8 @@ std::vector<Tensor> lstm_team_ln_forward_from_input(Tensor x, Tensor w_ih, Tenso
                                                     OptTensor b_ih, OptTensor b_hh, OptTensor gain_ih,
                                                     OptTensor gain_hh, OptTensor gain_c, OptTensor bias_c,
                                                     OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
-                                                    OptTensor out_mask, Act act, Act ract, bool store);
+                                                    OptTensor out_mask, Act act, Act ract, bool store,
+                                                    bool reversed);
 std::vector<Tensor> lstm_team_ln_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
                                           Tensor phic, OptTensor x_hat, OptTensor x_rstd, OptTensor h_hat,
                                           OptTensor h_rstd, OptTensor c_hat, OptTensor c_rstd, Tensor w_hh,
@@ -400,7 +401,8 @@ std::vector<Tensor> lstm_forward_steps(Tensor xw, Tensor h0, Tensor c0, Tensor w
 // with the projection done inside the team loop (team.h's GateInput): x [T, B, I] with a
 // contiguous last dimension (a batch_first view is fine), W_ih [G, I]. For the cells the team
 // loops without a projection cover (vanilla, peephole, cifg, layernorm), with W_ih in x's
-// dtype. The saved gates come back where xw would be.
+// dtype. The saved gates come back where xw would be. `reversed`: the steps run from x's last
+// to its first (the same as x.flip(0) without the copy); outputs and masks in the steps' order.
 bool input_fusion_fits(const Tensor& w_ih, const Tensor& w_hh, const std::string& cell, at::ScalarType dtype) {
   return (team_fits(w_hh, OptTensor(), cell, dtype) || team_ln_fits(w_hh, OptTensor(), cell, dtype)) &&
          w_ih.scalar_type() == dtype;
@@ -410,7 +412,8 @@ std::vector<Tensor> lstm_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_
                                              Tensor c0, Tensor w_hh, OptTensor w_peep, OptTensor ln_gain_ih,
                                              OptTensor ln_gain_hh, OptTensor ln_gain_c, OptTensor ln_bias_c,
                                              OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
-                                             std::string cell, std::string act, std::string ract, bool store) {
+                                             std::string cell, std::string act, std::string ract, bool store,
+                                             bool reversed) {
   TORCH_CHECK(x.dim() == 3, "lstm_forward_input_steps: expected x [T, B, I], got ", x.sizes());
   if (x.stride(2) != 1) x = x.contiguous();
   w_ih = w_ih.contiguous();
@@ -428,13 +431,13 @@ std::vector<Tensor> lstm_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_
   if (cell == "layernorm") {   // the biases come after the norms
     return lstm_team_ln_forward_from_input(x, w_ih, h0, c0, w_hh, b_ih, b_hh, ln_gain_ih, ln_gain_hh, ln_gain_c,
                                            ln_bias_c, rmask, keep_h, keep_c, out_mask, parse_act(act),
-                                           parse_act(ract), store);
+                                           parse_act(ract), store, reversed);
   }
   const bool has_ih = b_ih && b_ih->defined(), has_hh = b_hh && b_hh->defined();
   OptTensor bias;
   if (has_ih || has_hh) bias = (has_ih && has_hh ? *b_ih + *b_hh : has_ih ? *b_ih : *b_hh).contiguous();
   return lstm_team_forward_from_input(x, w_ih, bias, h0, c0, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
-                                      parse_cell(cell), parse_act(act), parse_act(ract), store);
+                                      parse_cell(cell), parse_act(act), parse_act(ract), store, reversed);
 }
 
 std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
@@ -443,7 +446,8 @@ std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, 
                                         Tensor w_hh, OptTensor w_hr, OptTensor w_peep, OptTensor ln_gain_ih,
                                         OptTensor ln_gain_hh, OptTensor ln_gain_c, OptTensor rmask, OptTensor keep_h,
                                         OptTensor keep_c, OptTensor out_mask, std::string cell, std::string act,
-                                        std::string ract, OptTensor x, OptTensor w_ih, OptTensor h_in) {
+                                        std::string ract, OptTensor x, OptTensor w_ih, OptTensor h_in,
+                                        bool reversed) {
   check_inputs("lstm_backward_steps", gates, {&dh_T, &dc_T, &c_prev, &phic, &w_hh},
                {&dy, &c_new, &x_hat, &x_rstd, &h_hat, &h_rstd, &c_hat, &c_rstd, &w_hr, &w_peep, &ln_gain_ih,
                 &ln_gain_hh, &ln_gain_c, &rmask, &keep_h, &keep_c, &out_mask});
@@ -453,7 +457,7 @@ std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, 
     return lstm_team_ln_backward(dy, dh_T, dc_T, gates, c_prev, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
                                  w_hh, ln_gain_ih, ln_gain_hh, ln_gain_c, rmask, keep_h, keep_c, out_mask,
                                  parse_act(act), parse_act(ract),
-                                 loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in));
+                                 loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in, reversed));
   }
   if (team_proj_fits(w_hh, w_hr, cell, gates.scalar_type())) {
     return lstm_team_proj_backward(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, *w_hr, w_peep, rmask, keep_h, keep_c,
@@ -462,7 +466,7 @@ std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, 
   if (team_fits(w_hh, w_hr, cell, gates.scalar_type())) {
     return lstm_team_backward(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
                               parse_cell(cell), parse_act(act), parse_act(ract),
-                              loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in));
+                              loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in, reversed));
   }
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward_steps", [&] {
     return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat,

@@ -217,9 +217,9 @@ std::vector<Tensor> lstm_team_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_
 std::vector<Tensor> lstm_team_forward_from_input(Tensor x, Tensor w_ih, OptTensor bias, Tensor h0, Tensor c0,
                                                  Tensor w_hh, OptTensor w_peep, OptTensor rmask, OptTensor keep_h,
                                                  OptTensor keep_c, OptTensor out_mask, Cell cell, Act act, Act ract,
-                                                 bool store) {
+                                                 bool store, bool reversed) {
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_team_forward_from_input", [&] {
-    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias.value_or(Tensor())}, h0, c0, w_hh,
+    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias.value_or(Tensor()), reversed}, h0, c0, w_hh,
                              w_peep, rmask, keep_h, keep_c, out_mask, cell, act, ract, store);
   });
 }

@@ -133,9 +133,12 @@ template <typename T> class ActiveInput {
 // projection of all steps (one GEMM before the loop), or x [T, B, I] (any strides but a
 // contiguous last dimension), W_ih [G, I] and, where the cell folds them in, the summed biases
 // [G]: then each thread multiplies its units' rows of W_ih with x_t inside the loop, beside the
-// recurrent product, and the [T, B, G] projection never goes through memory.
+// recurrent product, and the [T, B, G] projection never goes through memory. With `reversed`,
+// step t reads x[T - 1 - t]: the reverse direction of a bidirectional layer runs on x as given,
+// without a flipped copy.
 struct GateInput {
   Tensor xw, x, w_ih, bias;
+  bool reversed = false;
   bool fused() const { return x.defined(); }
 };
 
@@ -170,9 +173,10 @@ template <typename T> class InputSide {
   }
   T* panel(int64_t ub) const { return panels_.template data_ptr<T>() + ub * I_ * gates_ * Simd<T>::lanes; }
 
-  // x_t's rows, or its active ones gathered (thread tid's buffer).
+  // x_t's rows (x[T - 1 - t]'s when reversed), or its active ones gathered (thread tid's buffer).
   typename ActiveInput<T>::Rows x_rows(int64_t t, int tid) const {
-    const T* step = in_.x.template data_ptr<T>() + t * in_.x.stride(0);
+    const int64_t at = in_.reversed ? in_.x.size(0) - 1 - t : t;
+    const T* step = in_.x.template data_ptr<T>() + at * in_.x.stride(0);
     if (rows_) return rows_->rows(step, in_.x.stride(1), t, tid);
     return {step, in_.x.stride(1)};
   }
