@@ -605,11 +605,11 @@ def test_gradients_made_inside_the_backward_loop_equal_the_gemms_after_it(cell, 
 @pytest.mark.parametrize("grad", [False, True])
 def test_reading_the_input_backward_equals_running_on_the_flipped_input(cell, threads, large, grad):
     """ops.lstm / ops.gru with reversed_input (how a bidirectional layer's reverse direction runs
-    without lengths: the fused loops read x from its last step, and the backward writes dx
-    there) against the same op on x.flip(0): outputs, final states and every gradient, to
-    rounding (float64), on a batch_first view, with recurrent dropout and zoneout masks. `large`
-    layers leave dx and the weight gradients to the GEMMs after the loop; the projection cell
-    takes the projection before the loop (a flipped copy)."""
+    without lengths: the fused loops read x and write y from the last step, the backward reads
+    dy and writes dx there) against the same op on x.flip(0), its y flipped back: outputs, final
+    states and every gradient, to rounding (float64), on a batch_first view, with recurrent
+    dropout and zoneout masks. `large` layers leave dx and the weight gradients to the GEMMs
+    after the loop; the projection cell takes the projection before the loop (flipped copies)."""
     g = torch.Generator().manual_seed(7)
     T, B, I, H = (5, 7, 1800, 264) if large else (40, 9, 21, 72)
     gru = cell == "gru"
@@ -638,6 +638,8 @@ def test_reading_the_input_backward_equals_running_on_the_flipped_input(cell, th
                 else:
                     y, (h, c) = ops.lstm(seq, h0, c0, w, cell=lstm_cell, reversed_input=reversed_input, **masks)
                     out = [y, h, c]
+                if not reversed_input:
+                    out[0] = out[0].flip(0)           # y in x's order, as reversed_input gives it
             if grad:
                 inputs = [x, h0] + ([] if gru else [c0]) + [t for t in w if t is not None]
                 cot = [torch.randn(v.shape, dtype=dtype, generator=torch.Generator().manual_seed(1)) for v in out]

@@ -16,13 +16,19 @@ I, H, T, B = 3, 4, 5, 3
 LENGTHS = torch.tensor([5, 2, 3])
 
 
-# ops.lstm / ops.gru on the reference; reversed_input as ops defines it: the same as x.flip(0).
+# ops.lstm / ops.gru on the reference; reversed_input as ops defines it: run on x.flip(0), y flipped back.
 def reference_lstm(x, h0, c0, weights, *, cell, reversed_input=False, **options):
-    return reference.lstm(x.flip(0) if reversed_input else x, h0, c0, weights, cell, **options)
+    if reversed_input:
+        y, state = reference.lstm(x.flip(0), h0, c0, weights, cell, **options)
+        return y.flip(0), state
+    return reference.lstm(x, h0, c0, weights, cell, **options)
 
 
 def reference_gru(x, h0, weights, reversed_input=False, **options):
-    return reference.gru_from_weights(x.flip(0) if reversed_input else x, h0, weights, **options)
+    if reversed_input:
+        y, h = reference.gru_from_weights(x.flip(0), h0, weights, **options)
+        return y.flip(0), h
+    return reference.gru_from_weights(x, h0, weights, **options)
 
 
 def build(mode, cell, **kwargs):

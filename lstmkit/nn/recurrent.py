@@ -339,7 +339,8 @@ class RecurrentLayer(nn.Module):
             outputs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
-                # Without lengths the reverse direction reads the input backward (no flipped copy).
+                # Without lengths the reverse direction reads the input and writes its output
+                # backward (no flipped copies).
                 whole = direction and rev is None and records is None
                 seq = reverse_sequences(layer_input, rev) if direction and not whole else layer_input
                 record = None
@@ -348,7 +349,7 @@ class RecurrentLayer(nn.Module):
                     records.append(record)
                 y, final = self._run_direction(seq, tuple(s[k] for s in states), layer, direction, lengths, record,
                                                reversed_input=whole)
-                outputs.append(reverse_sequences(y, rev) if direction else y)
+                outputs.append(reverse_sequences(y, rev) if direction and not whole else y)
                 for store, value in zip(finals, final):
                     store.append(value)
             layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)

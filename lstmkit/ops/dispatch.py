@@ -137,9 +137,10 @@ def lstm(
 
     x [T, B, I], h0 [B, P], c0 [B, H]; lengths [B] (1 <= lengths <= T); recurrent_mask [B, P];
     zoneout_h [T, B, P], zoneout_c [T, B, H]. Returns (y [T, B, P], (h_T [B, P], c_T [B, H])).
-    reversed_input (no lengths): the layer runs over x from its last step to its first, exactly
-    as on x.flip(0), with y and the masks in that order; the fused loops read x backward
-    instead of copying it (the reverse direction of a bidirectional layer).
+    reversed_input (no lengths): the layer runs over x from its last step to its first, as on
+    x.flip(0), with the masks in that order but y in x's (y[t] the output at x[t], as the
+    reverse direction of a bidirectional layer gives it); the fused loops read x and write y
+    backward instead of flipping copies.
     """
     check_cell(cell)
     get_activation(activation), get_activation(recurrent_activation)
@@ -148,7 +149,10 @@ def lstm(
         raise ValueError("reversed_input reverses whole sequences: with lengths, reverse each one first "
                          "(lstmkit.nn.sequences.reverse_sequences)")
     if reversed_input and not _reads_backward(x):
-        x, reversed_input = x.flip(0), False
+        y, state = lstm(x.flip(0), h0, c0, weights, cell=cell, activation=activation,
+                        recurrent_activation=recurrent_activation, recurrent_mask=recurrent_mask,
+                        zoneout_h=zoneout_h, zoneout_c=zoneout_c)
+        return y.flip(0), state
     if _bf16_inference(x, needs_grad):
         h0, c0 = h0.float(), c0.float()
         keep_h, keep_c, out_mask = step_masks(x.shape[0], lengths, _float(zoneout_h), _float(zoneout_c), h0)
@@ -158,7 +162,10 @@ def lstm(
         return y.to(x.dtype), (h.to(x.dtype), c.to(x.dtype))
     if not needs_grad and _onednn_lstm_fits(x, weights, cell, activation, recurrent_activation, lengths,
                                             recurrent_mask, zoneout_h, zoneout_c):
-        y, h, c = _onednn_lstm(x.flip(0) if reversed_input else x, h0, c0, weights)
+        if reversed_input:
+            y, h, c = _onednn_lstm(x.flip(0), h0, c0, weights)
+            return y.flip(0), (h, c)
+        y, h, c = _onednn_lstm(x, h0, c0, weights)
         return y, (h, c)
     keep_h, keep_c, out_mask = step_masks(x.shape[0], lengths, zoneout_h, zoneout_c, x)
     steps = _steps_for(x, cpu.lstm_steps, lstm_steps)
@@ -192,7 +199,9 @@ def gru(
         raise ValueError("reversed_input reverses whole sequences: with lengths, reverse each one first "
                          "(lstmkit.nn.sequences.reverse_sequences)")
     if reversed_input and not _reads_backward(x):
-        x, reversed_input = x.flip(0), False
+        y, h = gru(x.flip(0), h0, weights, activation=activation, recurrent_activation=recurrent_activation,
+                   recurrent_mask=recurrent_mask, zoneout_h=zoneout_h)
+        return y.flip(0), h
     if _bf16_inference(x, needs_grad):
         h0 = h0.float()
         keep_h, _, out_mask = step_masks(x.shape[0], lengths, _float(zoneout_h), None, h0)

@@ -22,7 +22,7 @@ SAVED = ("gates", "gh_n", "h_prev", "h_in")
 def gru_forward(x, h0, w, activation, recurrent_activation,
                 recurrent_mask=None, keep_h=None, out_mask=None, store=True, steps=gru_steps, reversed=False):
     """x [T, B, I], h0 [B, H], w: GRUWeights. Returns (y [T, B, H], h_T, saved dict or None).
-    reversed: over x from its last step to its first, as lstm_bptt.lstm_forward."""
+    reversed: over x from its last step to its first, y in x's order, as lstm_bptt.lstm_forward."""
     if hasattr(steps, "forward_input_steps") and steps.input_fusion_fits(x, h0, w):
         # the fused loop multiplies x_t W_ih inside the loop, beside h_{t-1} W_hh
         y, h, *saved = steps.forward_input_steps(x, h0.contiguous(), w, recurrent_mask, keep_h, out_mask,
@@ -33,6 +33,8 @@ def gru_forward(x, h0, w, activation, recurrent_activation,
         xw = input_projection(x, w.w_ih, w.b_ih, dtype=h0.dtype)
         y, h, *saved = steps.forward_steps(xw.contiguous(), h0.contiguous(), w.w_hh, w.b_hh, recurrent_mask,
                                            keep_h, out_mask, activation, recurrent_activation, store)
+        if reversed:
+            y = y.flip(0)
     return y, h, (dict(zip(SAVED, saved)) if store else None)
 
 
@@ -45,7 +47,8 @@ def gru_backward(dy, dh_T, x, w, saved, activation, recurrent_activation,
             out_mask, activation, recurrent_activation)
     if hasattr(steps, "backward_input_steps"):   # dx, dW_ih and dW_hh inside the loop, where it can
         d_gx, d_gh, dh0, dx, dw_ih, dw_hh = steps.backward_input_steps(*args, x, w.w_ih, saved["h_in"], reversed)
-    else:
+    else:                                    # plain loops: dy in the steps' order
+        args = (dy.flip(0) if reversed else dy, *args[1:])
         (d_gx, d_gh, dh0), dx, dw_ih, dw_hh = steps.backward_steps(*args), None, None, None
     if reversed and (dx is None or dw_ih is None):
         x = x.flip(0)                       # what the steps read, for the GEMMs below

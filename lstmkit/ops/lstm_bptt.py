@@ -37,8 +37,9 @@ def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
                  reversed=False):
     """Run the sequence. x [T, B, I], h0 [B, P], c0 [B, H], w: LSTMWeights; steps is the module
     (or object) providing forward_steps. reversed: run over x from its last step to its first,
-    as on x.flip(0) (the fused loops read x backward instead of copying it); y, the masks and
-    the saved tensors are in the order the steps run.
+    as on x.flip(0), with y in x's order (y[t] the output at x[t]); the masks and the saved
+    tensors are in the order the steps run. The fused loops read x and write y backward; the
+    others run on flipped copies.
 
     Returns (y [T, B, P], h_T, c_T, saved) where saved is a dict of what backward needs (None
     when store is False: the inference path keeps nothing per step).
@@ -61,6 +62,8 @@ def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
             xw.contiguous(), h0.contiguous(), c0.contiguous(), w.w_hh, b_ih, b_hh, w.w_hr, w.w_peep,
             w.ln_gain_ih, w.ln_gain_hh, w.ln_gain_c, w.ln_bias_c, recurrent_mask, keep_h, keep_c, out_mask,
             cell, activation, recurrent_activation, store)
+        if reversed:
+            out = (out[0].flip(0), *out[1:])
     y, h, c = out[:3]
     saved = dict(zip(SAVED, out[3:])) if store else None
     return y, h, c, saved
@@ -68,8 +71,8 @@ def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
 
 def lstm_backward(dy, dh_T, dc_T, x, w, saved, cell, activation, recurrent_activation,
                   recurrent_mask=None, keep_h=None, keep_c=None, out_mask=None, steps=lstm_steps, reversed=False):
-    """BPTT by hand. dy [T, B, P], dh_T [B, P], dc_T [B, H]; reversed as lstm_forward (dy in the
-    steps' order, dx in x's own).
+    """BPTT by hand. dy [T, B, P], dh_T [B, P], dc_T [B, H]; reversed as lstm_forward (dy and dx
+    in x's order).
 
     Returns (dx, dh0, dc0, grads) with grads a dict keyed by the LSTMWeights fields.
     """
@@ -81,8 +84,8 @@ def lstm_backward(dy, dh_T, dc_T, x, w, saved, cell, activation, recurrent_activ
             cell, activation, recurrent_activation)
     if hasattr(steps, "backward_input_steps"):   # dx, dW_ih and dW_hh inside the loop, where it can
         out = steps.backward_input_steps(*args, x, w.w_ih, s["h_in"], reversed)
-    else:
-        out = steps.backward_steps(*args) + (None, None, None)
+    else:                                    # plain loops: dy in the steps' order
+        out = steps.backward_steps(dy.flip(0) if reversed else dy, *args[1:]) + (None, None, None)
     d_pre, d_xw, d_hw, dh_new, d_c_norm, dh0, dc0, dx, dw_ih, dw_hh = out
     if reversed and (dx is None or dw_ih is None):
         x = x.flip(0)                       # what the steps read, for the GEMMs below

@@ -283,6 +283,15 @@ template <typename T> inline const T* ptr_or_null(const OptTensor& t) {
 
 // Step t of a contiguous [T, ...] tensor by pointer arithmetic (no per-step tensor views: at
 // small sizes a dispatcher call per step costs more than the step itself).
+// Step t of a [T, B, N] tensor as base + t * step; from its end when reversed (the loop's step t
+// is the tensor's T - 1 - t); {null, 0} without the tensor.
+template <typename T> inline std::pair<const T*, int64_t> step_walk(const OptTensor& v, bool reversed) {
+  if (!v || !v->defined()) return {nullptr, 0};
+  const int64_t n = v->stride(0);
+  const T* p = v->template data_ptr<T>();
+  return reversed ? std::make_pair(p + (v->size(0) - 1) * n, -n) : std::make_pair(p, n);
+}
+
 template <typename T> inline T* step_ptr(const Tensor& x, int64_t t) { return x.data_ptr<T>() + t * x.stride(0); }
 template <typename T> inline T* step_ptr(const OptTensor& x, int64_t t) {
   return (x && x->defined()) ? step_ptr<T>(*x, t) : nullptr;

@@ -66,13 +66,14 @@ template <typename T> struct GruForward {
 template <typename T> struct GruBackward {
   int64_t B, G, H;
   Act act, ract;
-  const T* dy;                      // [T, B, H] or null
+  const T* dy;                      // [T, B, H] (step t at dy + t * dy_step) or null
   Mask<T> keep_h, out_mask;
   // per step
   int64_t t;
   const T *g, *gh_n, *h_prev;       // the step's gates [B, G], gh_n and h_prev [B, H]
   T *d_gx, *d_gh;                   // [B, G] out
   T* dh;                            // [B, H] dh_t in, its part that bypasses the gates out
+  int64_t dy_step = 0;              // B * H, or -B * H read from its end (common.h's step_walk)
 
   void units(int64_t b, int64_t u0, int64_t n) const {
     const T* r = g + b * G + u0;
@@ -86,7 +87,7 @@ template <typename T> struct GruBackward {
     T* d = dh + o;
     const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
     if (dy) {
-      const T* dyr = dy + t * B * H + o;
+      const T* dyr = dy + t * dy_step + o;
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) d[j] += dyr[j] * om;
     }

@@ -60,7 +60,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
       cf.gh_n = gh_n_all[store ? t : 0];
       cf.h = h_states[slot];
       cf.h_next = h_states[next];
-      cf.y = step_ptr<T>(y, t);
+      cf.y = step_ptr<T>(y, in.reversed ? steps - 1 - t : t);   // y in x's order
       const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
       if (!fused && t + 1 < steps) prefetch_units(side.gates_at(t + 1), B, G, H, kGates, u0, units);
@@ -127,6 +127,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   GruBackward<T> base{B, G, H, act, ract, ptr_or_null<T>(dy_t), Mask<T>(keep_h_t), Mask<T>(out_mask_t)};
   const ActiveRows active = active_rows<T>(steps, B, base.out_mask, {{&base.keep_h, H}});
   base.dh = dh.data_ptr<T>();
+  std::tie(base.dy, base.dy_step) = step_walk<T>(dy_t, inputs.reversed);   // dy in x's order
 
 #pragma omp parallel num_threads(team.threads)
   {

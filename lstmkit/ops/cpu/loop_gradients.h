@@ -80,7 +80,8 @@ template <typename T> Tensor padded_steps(int64_t steps, int64_t B, int64_t G, c
 // The in-loop gradients a team backward makes when it is given the layer's input: x [T, B, I]
 // (any strides but a contiguous last dimension), W_ih [G, I] and h_in [T, B, P], the recurrent
 // input of every step. Without them (x undefined) the caller makes dx and the weight gradients
-// after the loop. `reversed`: step t read x[T - 1 - t] (team.h's GateInput), so its dx goes there.
+// after the loop. `reversed` (with or without them): step t read x[T - 1 - t] (team.h's
+// GateInput), so its dx goes there, and dy comes in x's order too.
 struct LoopInputs {
   Tensor x, w_ih, h_in;
   bool reversed = false;
@@ -89,14 +90,15 @@ struct LoopInputs {
 };
 
 // The LoopInputs of a backward entry point's optional arguments, checked against the saved gates
-// [T, B, G]; empty (the caller's GEMMs after the loop) without x or when x or W_ih is not in the
-// gates' dtype (a bfloat16 weight).
+// [T, B, G]; without the tensors (the caller's GEMMs after the loop) when x is not given or x or
+// W_ih is not in the gates' dtype (a bfloat16 weight).
 inline LoopInputs loop_inputs(const char* fn, const Tensor& gates, const OptTensor& x, const OptTensor& w_ih,
                               const OptTensor& h_in, bool reversed) {
-  if (!x || !x->defined()) return {};
+  const LoopInputs none{Tensor(), Tensor(), Tensor(), reversed};
+  if (!x || !x->defined()) return none;
   TORCH_CHECK(w_ih && w_ih->defined() && h_in && h_in->defined(), fn, ": x needs w_ih and h_in too");
   const auto dtype = gates.scalar_type();
-  if (x->scalar_type() != dtype || w_ih->scalar_type() != dtype || h_in->scalar_type() != dtype) return {};
+  if (x->scalar_type() != dtype || w_ih->scalar_type() != dtype || h_in->scalar_type() != dtype) return none;
   const int64_t T = gates.size(0), B = gates.size(1), G = gates.size(2);
   TORCH_CHECK(x->dim() == 3 && x->size(0) == T && x->size(1) == B && x->stride(2) == 1, fn,
               ": expected x of shape [", T, ", ", B, ", I] with a contiguous last dimension, got ", x->sizes(),

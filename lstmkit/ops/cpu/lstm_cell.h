@@ -182,7 +182,7 @@ template <typename T> struct CellBackward {
   int64_t B, G, H, P;
   Cell cell;
   Act act, ract;
-  const T *peeps, *gain_c, *dy;                 // dy [T, B, P] or null
+  const T *peeps, *gain_c, *dy;                 // dy [T, B, P] (step t at dy + t * dy_step) or null
   Mask<T> keep_h, keep_c, out_mask;
   // per step
   int64_t t;
@@ -193,6 +193,7 @@ template <typename T> struct CellBackward {
   T* dcn;                // [B, H] scratch
   T* dphi;               // [B, H] dL/d phi's input (layernorm: the step of d_c_norm)
   const T *c_hat, *c_rstd;
+  int64_t dy_step = 0;   // B * P, or -B * P for a dy read from its end (common.h's step_walk)
 
   // Points at step t of the saved gates, phic and c_prev and of d_pre, each [T, B, *].
   void point(int64_t step, const Tensor& gates, const Tensor& phic_all, const Tensor& c_prev_all,
@@ -212,7 +213,7 @@ template <typename T> struct CellBackward {
     T* d = dh + r;
     T* dn = dh_new + r;
     if (dy) {
-      const T* dyr = dy + t * B * P + r;
+      const T* dyr = dy + t * dy_step + r;
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j) d[j] += dyr[j] * om;
     }

@@ -210,6 +210,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   cb.dm = dm;
   cb.dc = dc_p;
   cb.dcn = dcn_buf.data_ptr<T>();
+  std::tie(cb.dy, cb.dy_step) = step_walk<T>(dy_t, false);
 
   for (int64_t t = steps - 1; t >= 0; --t) {
     cb.point(t, gates, phic, c_prev, d_pre);
@@ -459,14 +460,16 @@ std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, 
                                  parse_act(act), parse_act(ract),
                                  loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in, reversed));
   }
-  if (team_proj_fits(w_hh, w_hr, cell, gates.scalar_type())) {
-    return lstm_team_proj_backward(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, *w_hr, w_peep, rmask, keep_h, keep_c,
-                                   out_mask, parse_cell(cell), parse_act(act), parse_act(ract));
-  }
   if (team_fits(w_hh, w_hr, cell, gates.scalar_type())) {
     return lstm_team_backward(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
                               parse_cell(cell), parse_act(act), parse_act(ract),
                               loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in, reversed));
+  }
+  // The loops below read dy in the steps' order.
+  if (reversed && dy && dy->defined()) dy = dy->flip(0);
+  if (team_proj_fits(w_hh, w_hr, cell, gates.scalar_type())) {
+    return lstm_team_proj_backward(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, *w_hr, w_peep, rmask, keep_h, keep_c,
+                                   out_mask, parse_cell(cell), parse_act(act), parse_act(ract));
   }
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward_steps", [&] {
     return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat,

@@ -70,7 +70,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
       cf.a = side.gates_at(t);
       cf.c_new = c_new_all[peep && store ? t : 0];
       cf.phic = phic_all[store ? t : 0];
-      cf.y = step_ptr<T>(y, t);
+      cf.y = step_ptr<T>(y, in.reversed ? steps - 1 - t : t);   // y in x's order
       const T* src = rm ? h_in_all[states.slot(t)] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[states.slot(t + 1)] : nullptr;
       if (!fused && t + 1 < steps) prefetch_units(side.gates_at(t + 1), B, G, H, gates, own_u0, own_units);
@@ -145,6 +145,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
                        keep_h, keep_c, out_mask};
   base.dm = dm.data_ptr<T>();
   base.dc = dc.data_ptr<T>();
+  std::tie(base.dy, base.dy_step) = step_walk<T>(dy_t, inputs.reversed);   // dy in x's order
   base.dcn = dcn.data_ptr<T>();
   base.dphi = dphi.data_ptr<T>();
 

@@ -123,7 +123,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
       cf.a = side.gates_at(t);
       cf.phic = phic_all[at_t];
       cf.c_hat = c_hat_all[at_t];
-      cf.y = step_ptr<T>(y, t);
+      cf.y = step_ptr<T>(y, in.reversed ? steps - 1 - t : t);   // y in x's order
       T* h_hat = h_hat_all[at_t];
       T* x_hat_t = x_hat + (store || !fused ? t : 0) * B * G;
       const T* src = rm ? h_in_all[states.slot(t)] : cf.h;
@@ -277,6 +277,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
                        Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
   base.dm = dm.data_ptr<T>();
   base.dc = dc.data_ptr<T>();
+  std::tie(base.dy, base.dy_step) = step_walk<T>(dy_t, inputs.reversed);   // dy in x's order
   base.dcn = dcn.data_ptr<T>();
 
 #pragma omp parallel num_threads(team.threads)

@@ -135,6 +135,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
                        Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
   base.dm = dm.data_ptr<T>();
   base.dc = dc.data_ptr<T>();
+  std::tie(base.dy, base.dy_step) = step_walk<T>(dy_t, false);
   base.dcn = dcn.data_ptr<T>();
   base.dphi = dphi.data_ptr<T>();
 
