@@ -143,6 +143,8 @@ template <typename T> class LoopGradients {
   }
 
   bool present() const { return present_; }
+  // The weight-gradient sums run every this many steps (see Thread::add_weights).
+  int64_t steps_per_sum() const { return std::max<int64_t>(1, kRowsPerSum / in_.x.size(1)); }
   int64_t input_blocks() const { return input_blocks_; }
   std::vector<Tensor> results() const { return {dx, dw_ih, dw_hh}; }
 
@@ -163,7 +165,7 @@ template <typename T> class LoopGradients {
     // scales the recurrent part by r), of which the thread reads its own columns. S steps at
     // once read and write the tiles once for S * B rows instead of once per step.
     void add_weights(const T* d_in, const T* d_rec, int64_t t) {
-      const int64_t S = std::max<int64_t>(1, kRowsPerSum / all_.in_.x.size(1));
+      const int64_t S = all_.steps_per_sum();
       if (t % S != 0) return;
       const Tensor& x = all_.in_.x;
       const int64_t steps = std::min(S, x.size(0) - t), B = x.size(1), G = all_.G_;

@@ -254,14 +254,18 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   const int64_t blocks = (H + L - 1) / L;
   auto opts = gates.options();
   Tensor d_pre = at::empty({steps, B, G}, opts), d_c_norm = at::empty({steps, B, H}, opts);
-  // the gradients before the two norms: GradientTiles reads whole vectors of them
-  Tensor d_hw = padded_steps<T>(steps, B, G, opts), d_xw = padded_steps<T>(steps, B, G, opts);
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts);
   Tensor panels = at::empty({blocks * G * L}, opts);
   const Team team = team_size(blocks, B * G * P);
   LoopGradients<T> grads(inputs, G, team.workers, opts);
   const bool in_loop = grads.present();     // the input's norm too, step by step
+  // The gradients before the two norms (GradientTiles reads whole vectors of them). With the
+  // gradients made in the loop only the steps of one weight-gradient sum are kept, step t in
+  // slot t % ring (a sum starts at a multiple of ring, so its steps lie in order): no [T, B, G]
+  // buffers to fault in; otherwise every step, for the GEMMs after the loop.
+  const int64_t ring = in_loop ? std::min(steps, grads.steps_per_sum()) : steps;
+  Tensor d_hw = padded_steps<T>(ring, B, G, opts), d_xw = padded_steps<T>(ring, B, G, opts);
   Tensor a_pack = at::empty({team.threads, B, G}, opts);
   using Sums = std::pair<double, double>;            // [thread][row], one buffer per norm (see forward)
   std::vector<Sums> partial_c(size_t(team.threads) * B), partial_h(size_t(team.threads) * B),
@@ -306,8 +310,8 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       const T* h_rs = step_ptr<T>(h_rstd, t);
       const T* xh = step_ptr<T>(x_hat, t);
       const T* x_rs = step_ptr<T>(x_rstd, t);
-      T* dhw = step_ptr<T>(d_hw, t);
-      T* dxw = step_ptr<T>(d_xw, t);
+      T* dhw = step_ptr<T>(d_hw, t % ring);
+      T* dxw = step_ptr<T>(d_xw, t % ring);
       // 1. Up to the gradient at the cells' norm; its sums over own units.
       for (int64_t b = 0; b < B; ++b) {
         cb.split_dh(dh_p, cb.dm, b, u0, units);
@@ -356,7 +360,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     }
     if (in_loop) mine.write();
   }
-  std::vector<Tensor> out{d_pre, d_xw, d_hw, none(), d_c_norm, dh, dc};
+  std::vector<Tensor> out{d_pre, in_loop ? none() : d_xw, in_loop ? none() : d_hw, none(), d_c_norm, dh, dc};
   if (in_loop) {
     for (const Tensor& g : grads.results()) out.push_back(g);
     return out;
