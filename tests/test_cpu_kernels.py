@@ -651,6 +651,42 @@ def test_reading_the_input_backward_equals_running_on_the_flipped_input(cell, th
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
 
 
+@pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
+@pytest.mark.parametrize("cell", ["vanilla", "layernorm", "gru"])
+def test_a_kept_backward_result_is_not_reused_by_the_next_call(cell):
+    """The backward loops take their gate-gradient buffers from a per-thread workspace: a result
+    the caller still holds keeps its values through the next call, and a dropped one is reused."""
+    T, B, I, H = 6, 5, 7, 40
+    gru = cell == "gru"
+
+    def backward(seed):
+        gen = torch.Generator().manual_seed(seed)
+        w = random_gru_weights(I, H, True, torch.float64, gen) if gru else \
+            random_lstm_weights(cell, I, H, 0, True, torch.float64, gen)
+        x = torch.randn(T, B, I, dtype=torch.float64, generator=gen)
+        h0 = torch.randn(B, H, dtype=torch.float64, generator=gen)
+        dy = torch.randn(T, B, H, dtype=torch.float64, generator=gen)
+        if gru:
+            _, _, s = gru_forward(x, h0, w, "tanh", "sigmoid", steps=cpu.gru_steps)
+            return cpu.gru_steps.backward_steps(dy, h0, s["gates"], s["gh_n"], s["h_prev"], w.w_hh, None, None,
+                                                None, "tanh", "sigmoid")[0]
+        *_, s = lstm_forward(x, h0, h0, w, cell, "tanh", "sigmoid", steps=cpu.lstm_steps)
+        return cpu.lstm_steps.backward_steps(dy, h0, h0, s["gates"], s["c_prev"], s["c_new"], s["phic"], s["x_hat"],
+                                             s["x_rstd"], s["h_hat"], s["h_rstd"], s["c_hat"], s["c_rstd"], w.w_hh,
+                                             None, w.w_peep, w.ln_gain_ih, w.ln_gain_hh, w.ln_gain_c, None, None,
+                                             None, None, cell, "tanh", "sigmoid")[0]
+
+    kept = backward(1)
+    copy = kept.clone()
+    other = backward(2)
+    assert kept.data_ptr() != other.data_ptr()
+    torch.testing.assert_close(kept, copy, atol=0, rtol=0)
+    assert not torch.equal(kept, other)
+    address = other.data_ptr()
+    del kept, copy, other
+    assert backward(3).data_ptr() == address         # nothing holds it any more: the same buffer
+
+
 @pytest.mark.parametrize("impl", implementations())
 @pytest.mark.parametrize("cell", ["vanilla", "layernorm", "gru"])
 def test_masks_that_broadcast_over_the_batch_match_the_reference(impl, cell):

@@ -23,7 +23,7 @@ import torch
 
 SOURCES = ("bindings.cpp", "gemm.cpp", "lstm_steps.cpp", "lstm_team.cpp", "lstm_team_ln.cpp", "lstm_team_proj.cpp",
            "gru_steps.cpp", "gru_team.cpp", "reductions.cpp", "random_masks.cpp")
-HEADERS = ("common.h", "lstm_cell.h", "gru_cell.h", "loop_gradients.h", "panel_gemm.h", "row_dots.h", "team.h")
+HEADERS = ("common.h", "lstm_cell.h", "gru_cell.h", "loop_gradients.h", "panel_gemm.h", "row_dots.h", "team.h", "workspace.h")
 # -fno-trapping-math lets GCC turn the selects in the activations into vector blends.
 CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-parameter"]
 
