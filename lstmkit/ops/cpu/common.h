@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "panel_gemm.h"
+#include "workspace.h"
 
 namespace lstmkit {
 
@@ -297,14 +298,15 @@ template <typename T> inline T* step_ptr(const OptTensor& x, int64_t t) {
   return (x && x->defined()) ? step_ptr<T>(*x, t) : nullptr;
 }
 
-// A new [n, rows, cols] buffer addressed by slot.
+// A [n, rows, cols] buffer addressed by slot, from the thread's pool (workspace.h).
 template <typename T> struct Slots {
   Tensor tensor;
   T* base = nullptr;
   int64_t stride = 0;
   Slots() = default;
   Slots(int64_t n, int64_t rows, int64_t cols, const at::TensorOptions& opts)
-      : tensor(at::empty({n, rows, cols}, opts)), base(tensor.data_ptr<T>()), stride(rows * cols) {}
+      : tensor(pooled_buffer<T>(n * rows * cols, opts).view({n, rows, cols})), base(tensor.data_ptr<T>()),
+        stride(rows * cols) {}
   T* operator[](int64_t s) const { return base ? base + s * stride : nullptr; }
 };
 

@@ -115,8 +115,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   const int64_t blocks = (H + L - 1) / L;
   auto opts = gates.options();
   // GradientTiles reads whole vectors of both
-  Tensor d_gx = padded_steps<T>(Reuse::First, steps, B, G, opts);
-  Tensor d_gh = padded_steps<T>(Reuse::Second, steps, B, G, opts);
+  Tensor d_gx = padded_steps<T>(steps, B, G, opts), d_gh = padded_steps<T>(steps, B, G, opts);
   Tensor dh = dh_T.clone();
   Tensor panels = at::empty({blocks * G * L}, opts);
   const Team team = team_size(blocks, B * G * H);

@@ -70,11 +70,10 @@ template <typename T> class GradientTiles {
 
 
 // A [steps, B, G] buffer for the gate gradients with L zeros after its last row, for
-// GradientTiles' whole-vector reads; from the thread's workspace slot (workspace.h).
-template <typename T>
-Tensor padded_steps(Reuse slot, int64_t steps, int64_t B, int64_t G, const at::TensorOptions& opts) {
+// GradientTiles' whole-vector reads; from the thread's pool (workspace.h).
+template <typename T> Tensor padded_steps(int64_t steps, int64_t B, int64_t G, const at::TensorOptions& opts) {
   const int64_t n = steps * B * G;
-  Tensor flat = reused_buffer<T>(slot, n + Simd<T>::lanes, opts);
+  Tensor flat = pooled_buffer<T>(n + Simd<T>::lanes, opts);
   flat.narrow(0, n, Simd<T>::lanes).zero_();
   return flat.narrow(0, 0, n).view({steps, B, G});
 }

@@ -128,7 +128,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = phic.size(2), P = H;
   const int64_t blocks = (P + L - 1) / L;
   auto opts = gates.options();
-  Tensor d_pre = padded_steps<T>(Reuse::First, steps, B, G, opts);   // GradientTiles reads whole vectors
+  Tensor d_pre = padded_steps<T>(steps, B, G, opts);   // GradientTiles reads whole vectors
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts), dphi = at::empty({B, H}, opts);
   Tensor panels = at::empty({blocks * G * L}, opts);

@@ -253,8 +253,8 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = phic.size(2), P = H;
   const int64_t blocks = (H + L - 1) / L;
   auto opts = gates.options();
-  Tensor d_pre = reused_buffer<T>(Reuse::First, steps * B * G, opts).view({steps, B, G});
-  Tensor d_c_norm = reused_buffer<T>(Reuse::Second, steps * B * H, opts).view({steps, B, H});
+  Tensor d_pre = pooled_buffer<T>(steps * B * G, opts).view({steps, B, G});
+  Tensor d_c_norm = pooled_buffer<T>(steps * B * H, opts).view({steps, B, H});
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts);
   Tensor panels = at::empty({blocks * G * L}, opts);
@@ -266,8 +266,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   // slot t % ring (a sum starts at a multiple of ring, so its steps lie in order): no [T, B, G]
   // buffers to fault in; otherwise every step, for the GEMMs after the loop.
   const int64_t ring = in_loop ? std::min(steps, grads.steps_per_sum()) : steps;
-  Tensor d_hw = padded_steps<T>(Reuse::Third, ring, B, G, opts);
-  Tensor d_xw = padded_steps<T>(Reuse::Fourth, ring, B, G, opts);
+  Tensor d_hw = padded_steps<T>(ring, B, G, opts), d_xw = padded_steps<T>(ring, B, G, opts);
   Tensor a_pack = at::empty({team.threads, B, G}, opts);
   using Sums = std::pair<double, double>;            // [thread][row], one buffer per norm (see forward)
   std::vector<Sums> partial_c(size_t(team.threads) * B), partial_h(size_t(team.threads) * B),

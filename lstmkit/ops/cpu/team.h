@@ -154,7 +154,9 @@ template <typename T> class InputSide {
         I_(fused_ ? in.x.size(2) : 0),
         rows_(active ? std::optional<ActiveInput<T>>(std::in_place, *active, fused_ ? threads : 0, I_, opts)
                      : std::nullopt),
-        buffer_(fused_ ? at::empty({store ? in.x.size(0) : 1, in.x.size(1), gates * H}, opts) : in.xw),
+        buffer_(fused_ ? pooled_buffer<T>((store ? in.x.size(0) : 1) * in.x.size(1) * gates * H, opts)
+                             .view({store ? in.x.size(0) : 1, in.x.size(1), gates * H})
+                       : in.xw),
         panels_(fused_ ? at::empty({(H + Simd<T>::lanes - 1) / Simd<T>::lanes * I_ * gates * Simd<T>::lanes}, opts)
                        : Tensor()) {}
 
