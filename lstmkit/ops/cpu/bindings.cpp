@@ -43,12 +43,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     return lstmkit::input_fusion_fits(w_ih, w_hh, cell, like.scalar_type());
   }, "whether lstm_forward_input_steps runs this cell with these weights for tensors like `like`");
   m.def("lstm_backward_steps", &lstmkit::lstm_backward_steps,
-        "the backward loop; given x, w_ih and h_in, the team loops also return dx (and dW_ih, dW_hh where they fit) made in it");
+        "the backward loop; given x, w_ih and h_in, the team loops also return dx, dW_ih and dW_hh "
+        "made in it (where their tiles fit)");
   m.def("gru_forward_steps", &lstmkit::gru_forward_steps);
   m.def("gru_forward_input_steps", &lstmkit::gru_forward_input_steps,
         "gru_forward_steps with the input projection inside the loop");
   m.def("gru_backward_steps", &lstmkit::gru_backward_steps,
-        "the backward loop; given x, w_ih and h_in, it also returns dx (and dW_ih, dW_hh where they fit) made in it");
+        "the backward loop; given x, w_ih and h_in, it also returns dx, dW_ih and dW_hh made in it "
+        "(where their tiles fit)");
   m.def("lstm_step", &lstmkit::lstm_step,
         "(cell, activation, recurrent_activation, x, h, c, *weights): one LSTM step, nothing stored: (h', c', output)");
   m.def("gru_step", &lstmkit::gru_step,

@@ -18,7 +18,8 @@ namespace lstmkit {
 // g * H + u; v_t [B, K], rows vs apart): those of its unit blocks. Summed as tiles of kPanelRows
 // columns of v by one unit block's gates, the kernel's register block, and written into dW at
 // the end. d_t is read in place, whole vectors: the last unit block may read up to L - 1 values
-// past a row of d_t, so the caller's d buffer has that much room after its last row.
+// past a row of d_t (into the next gate's or row's, lanes whose sums write() drops), so the
+// caller's d buffer has that much room after its last row.
 template <typename T> class GradientTiles {
  public:
   static constexpr int64_t L = Simd<T>::lanes;
@@ -28,18 +29,21 @@ template <typename T> class GradientTiles {
       : first_(own.first), blocks_(std::max<int64_t>(0, own.last - own.first)), H_(H), gates_(gates), K_(K),
         col_tiles_((K + kPanelRows - 1) / kPanelRows), tiles_(blocks_ * col_tiles_ * kTile, T(0)) {}
 
-  // += d_t^T v_t over the B rows of a step (rows past their sequence's end have d_t = 0).
-  void add(const T* d, int64_t G, const T* v, int64_t vs, int64_t B) {
+  // += d^T v over `rows` rows: one or more steps' batches, consecutive in d (G apart) and vs
+  // apart in v. Rows past their sequence's end have d = 0.
+  void add(const T* d, int64_t G, const T* v, int64_t vs, int64_t rows) {
     for (int64_t i = 0; i < blocks_; ++i) {
       const T* block = d + (first_ + i) * L;
       for (int64_t ct = 0; ct < col_tiles_; ++ct) {
         const int64_t k0 = ct * kPanelRows;
-        const T* next = tile(i, ct) + kTile;      // fetched while this one is summed: the tiles of a
-        for (int64_t e = 0; e < kTile; e += 64 / int64_t(sizeof(T))) {   // large layer live in L3
+        // The next tile, fetched while this one is summed: a large layer's tiles live in L3.
+        // (Past the last tile this asks for addresses outside the buffer; a prefetch never faults.)
+        const T* next = tile(i, ct) + kTile;
+        for (int64_t e = 0; e < kTile; e += 64 / int64_t(sizeof(T))) {
           __builtin_prefetch(next + e, 1);
         }
-        add_strided_panel_gemm<T>(std::min(kPanelRows, K_ - k0), gates_, v + k0, vs, B, block, PanelStrides{G, H_},
-                                  tile(i, ct));
+        add_strided_panel_gemm<T>(std::min(kPanelRows, K_ - k0), gates_, v + k0, vs, rows, block,
+                                  PanelStrides{G, H_}, tile(i, ct));
       }
     }
   }
@@ -67,7 +71,6 @@ template <typename T> class GradientTiles {
   int64_t first_, blocks_, H_, gates_, K_, col_tiles_;
   std::vector<T> tiles_;
 };
-
 
 // A [steps, B, G] buffer for the gate gradients with L zeros after its last row, for
 // GradientTiles' whole-vector reads; from the thread's pool (workspace.h).
@@ -113,10 +116,10 @@ inline LoopInputs loop_inputs(const char* fn, const Tensor& gates, const OptTens
 
 // Up to this many bytes of weight-gradient tiles per thread the loop makes the gradients itself;
 // past it, the GEMMs after the loop. Measured in one process, 2 threads, T=100 B=64 unless
-// said, the backward pass against the same with the GEMMs after the loop (paired medians of 15
-// rounds): T=50 B=32 H=128 (256 KiB a thread) 0.86 vanilla, 0.88 layernorm; H=256 (1 MiB) 0.89
-// vanilla, 0.94 GRU; I=512 H=256 (1.5 MiB) 0.91 vanilla, 0.99 GRU, 1.03 layernorm; H=512
-// (4 MiB) 0.97 vanilla, 1.00 GRU, 0.99 layernorm. Larger layers were not measured.
+// said, the backward pass against the same with the GEMMs after the loop (paired medians of
+// 11-15 rounds; vanilla / layernorm / GRU): T=50 B=32 H=128 (256 KiB a thread) 0.86 / 0.88 /
+// 0.88; H=256 (1 MiB) 0.89 / 0.88 / 0.94; I=512 H=256 (1.5 MiB) 0.91 / 1.03 / 0.99; H=512
+// (4 MiB) 0.97 / 0.92 / 1.00. Larger layers were not measured.
 constexpr int64_t kLoopGradientBytes = int64_t(4) << 20;
 
 // The weight-gradient tiles are summed for this many rows at once (several steps' batches): the
@@ -181,8 +184,9 @@ template <typename T> class LoopGradients {
       hh_.add(d_rec, G, step_ptr<T>(all_.in_.h_in, t), all_.P_, steps * B);
     }
 
-    // The thread's columns of dx_t = d_t W_ih (d_t: d_in above) for the n rows in rows_of (the step's active ones),
-    // zero in the others. a_packed: the thread's [B, G] buffer for rows with gaps.
+    // The thread's columns of dx_t = d_t W_ih (d_t: d_in above) for the n rows in rows_of (the
+    // step's active ones), zero in the others. a_packed: the thread's [B, G] buffer for rows
+    // with gaps.
     void input_columns(const T* d, int64_t t, const int64_t* rows_of, int64_t n, T* a_packed) const {
       T* dx_t = step_ptr<T>(all_.dx, all_.in_.x_step(t));
       const int64_t B = all_.dx.size(1), c0 = inputs_.first * L, nc = std::min(all_.I_, inputs_.last * L) - c0;

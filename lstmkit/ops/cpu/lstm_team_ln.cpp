@@ -403,8 +403,8 @@ std::vector<Tensor> lstm_team_ln_forward_from_input(Tensor x, Tensor w_ih, Tenso
                                                     bool reversed) {
   TORCH_CHECK(gain_ih && gain_hh && gain_c && bias_c, "the layernorm cell needs its four layer-norm weights");
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_team_ln_forward_from_input", [&] {
-    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, Tensor(), reversed}, h0, c0, w_hh, b_ih, b_hh, *gain_ih, *gain_hh,
-                             *gain_c, *bias_c, rmask, keep_h, keep_c, out_mask, act, ract, store);
+    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, Tensor(), reversed}, h0, c0, w_hh, b_ih, b_hh, *gain_ih,
+                             *gain_hh, *gain_c, *bias_c, rmask, keep_h, keep_c, out_mask, act, ract, store);
   });
 }
 
