@@ -651,6 +651,63 @@ def test_reading_the_input_backward_equals_running_on_the_flipped_input(cell, th
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
 
 
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "gru", "projection"])
+@pytest.mark.parametrize("order", ["forward", "reversed", "lengths"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("grad", [False, True])
+def test_writing_into_out_equals_a_fresh_output(cell, order, dtype, grad):
+    """ops.lstm / ops.gru with out = one half of a [T, B, 2P] buffer (how a bidirectional layer
+    takes its outputs without torch.cat): y is that half, equal to the op's own output, and the
+    other half is left alone; with gradient every gradient equals too. float32 vanilla inference
+    runs oneDNN's primitive and the projection cell a GEMM before the loop (both copy into out);
+    the other cells' fused loops write into it."""
+    g = torch.Generator().manual_seed(3)
+    T, B, I, H = 9, 5, 6, 40
+    gru = cell == "gru"
+    lstm_cell, proj = ("vanilla", 24) if cell == "projection" else (cell, 0)
+    P = proj or H
+    w = random_gru_weights(I, H, True, dtype, g) if gru else random_lstm_weights(lstm_cell, I, H, proj, True, dtype, g)
+    w = type(w)(*(None if t is None else t.requires_grad_(grad) for t in w))
+    x = torch.randn(T, B, I, dtype=dtype, generator=g, requires_grad=grad)
+    h0 = torch.randn(B, P, dtype=dtype, generator=g)
+    c0 = torch.randn(B, H, dtype=dtype, generator=g)
+    options = dict(lengths=torch.tensor([9, 3, 7, 1, 9])) if order == "lengths" else \
+        dict(reversed_input=order == "reversed")
+
+    def run(out):
+        with torch.set_grad_enabled(grad):
+            if gru:
+                return ops.gru(x, h0, w, out=out, **options)[0]
+            return ops.lstm(x, h0, c0, w, cell=lstm_cell, out=out, **options)[0]
+
+    buffer = torch.full((T, B, 2 * P), float("nan"), dtype=dtype)
+    y = run(buffer[..., P:])
+    fresh = run(None)
+    if not grad:
+        assert y.data_ptr() == buffer[..., P:].data_ptr() and y.stride() == buffer[..., P:].stride()
+    torch.testing.assert_close(buffer[..., P:], fresh.detach(), atol=0, rtol=0)
+    assert torch.isnan(buffer[..., :P]).all(), "the other half was written"
+    if grad:
+        cot = torch.randn(T, B, P, dtype=dtype, generator=g)
+        inputs = [x] + [t for t in w if t is not None]
+        for a, b in zip(torch.autograd.grad((y * cot).sum(), inputs), torch.autograd.grad((fresh * cot).sum(), inputs)):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_an_out_of_the_wrong_shape_or_sharing_the_input_is_refused():
+    w = random_gru_weights(3, 4, True, torch.float32, torch.Generator().manual_seed(0))
+    x, h0 = torch.randn(5, 2, 3), torch.zeros(2, 4)
+    with pytest.raises(ValueError, match=r"out: expected a \[5, 2, 4\] tensor in torch.float32.*got \(5, 2, 3\)"):
+        ops.gru(x, h0, w, out=torch.empty(5, 2, 3))
+    with pytest.raises(ValueError, match="got .*torch.float64"):
+        ops.gru(x, h0, w, out=torch.empty(5, 2, 4, dtype=torch.float64))
+    if not FORCED_PLAIN:                        # the fused loop would read x while writing y over it
+        w = random_gru_weights(4, 4, True, torch.float32, torch.Generator().manual_seed(0))
+        x = torch.randn(5, 2, 4)
+        with pytest.raises(RuntimeError, match="memory location"), torch.no_grad():
+            ops.gru(x, h0, w, out=x)
+
+
 @pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
 @pytest.mark.parametrize("cell", ["vanilla", "layernorm", "gru"])
 def test_a_kept_backward_result_is_not_reused_by_the_next_call(cell):

@@ -16,19 +16,24 @@ I, H, T, B = 3, 4, 5, 3
 LENGTHS = torch.tensor([5, 2, 3])
 
 
-# ops.lstm / ops.gru on the reference; reversed_input as ops defines it: run on x.flip(0), y flipped back.
-def reference_lstm(x, h0, c0, weights, *, cell, reversed_input=False, **options):
+# ops.lstm / ops.gru on the reference; reversed_input and out as ops defines them: run on x.flip(0),
+# y flipped back; y copied into out and returned as y.
+def reference_lstm(x, h0, c0, weights, *, cell, reversed_input=False, out=None, **options):
     if reversed_input:
         y, state = reference.lstm(x.flip(0), h0, c0, weights, cell, **options)
-        return y.flip(0), state
-    return reference.lstm(x, h0, c0, weights, cell, **options)
+        y = y.flip(0)
+    else:
+        y, state = reference.lstm(x, h0, c0, weights, cell, **options)
+    return (y if out is None else out.copy_(y)), state
 
 
-def reference_gru(x, h0, weights, reversed_input=False, **options):
+def reference_gru(x, h0, weights, reversed_input=False, out=None, **options):
     if reversed_input:
         y, h = reference.gru_from_weights(x.flip(0), h0, weights, **options)
-        return y.flip(0), h
-    return reference.gru_from_weights(x, h0, weights, **options)
+        y = y.flip(0)
+    else:
+        y, h = reference.gru_from_weights(x, h0, weights, **options)
+    return (y if out is None else out.copy_(y)), h
 
 
 def build(mode, cell, **kwargs):
@@ -95,6 +100,29 @@ def test_lengths_equal_running_each_sequence_alone(mode_cell, bidi):
             assert torch.all(y[n:, b] == 0)
             for s, s_b in zip(state, state_b):
                 torch.testing.assert_close(s[:, b: b + 1], s_b, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("mode_cell", [("LSTM", c) for c in ops.CELLS] + [("GRU", None)])
+@pytest.mark.parametrize("proj", [0, 2])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+def test_a_bidirectional_layer_without_gradient_equals_one_with_it(mode_cell, proj, layers, lengths):
+    """Without gradient the two directions write their halves of each layer's output in place
+    (no torch.cat); with gradient they are concatenated. Both give the same outputs and states."""
+    mode, cell = mode_cell
+    if mode == "GRU" and proj:
+        pytest.skip("the GRU has no projection")
+    extra = dict(proj_size=proj) if mode == "LSTM" else {}
+    layer = build(mode, cell, bidirectional=True, num_layers=layers, **extra).eval()
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    with torch.no_grad():
+        y, state = layer(x, lengths=lengths)
+    y_cat, state_cat = layer(x, lengths=lengths)
+    assert y_cat.requires_grad and not y.requires_grad
+    torch.testing.assert_close(y, y_cat.detach(), atol=1e-12, rtol=0)
+    for s, s_cat in zip(state if isinstance(state, tuple) else (state,),
+                        state_cat if isinstance(state_cat, tuple) else (state_cat,)):
+        torch.testing.assert_close(s, s_cat.detach(), atol=1e-12, rtol=0)
 
 
 def test_regularisers_act_in_training_only():

@@ -62,7 +62,7 @@ class GRU(RecurrentLayer):
         return ops.gru_step_kernel(device, dtype, self.activation, self.recurrent_activation)
 
     def _run_direction(self, x: Tensor, state, layer: int, direction: int, lengths: Optional[Tensor], record,
-                       reversed_input: bool = False):
+                       reversed_input: bool = False, out: Optional[Tensor] = None):
         T, B, _ = x.shape
         H = self.hidden_size
         options = dict(
@@ -76,7 +76,7 @@ class GRU(RecurrentLayer):
         if record is not None:
             y, h = ops.reference.gru_from_weights(x, state[0], weights, record=record, **options)
         else:
-            y, h = ops.gru(x, state[0], weights, reversed_input=reversed_input, **options)
+            y, h = ops.gru(x, state[0], weights, reversed_input=reversed_input, out=out, **options)
         return y, (h,)
 
     @classmethod

@@ -103,7 +103,7 @@ class LSTM(RecurrentLayer):
         return ops.lstm_step_kernel(device, dtype, self.cell, self.activation, self.recurrent_activation)
 
     def _run_direction(self, x: Tensor, state, layer: int, direction: int, lengths: Optional[Tensor], record,
-                       reversed_input: bool = False):
+                       reversed_input: bool = False, out: Optional[Tensor] = None):
         T, B, _ = x.shape
         P, H = self._state_sizes()
         training = self.training and record is None
@@ -118,7 +118,7 @@ class LSTM(RecurrentLayer):
         weights = self.weights(layer, direction)
         if record is not None:
             return ops.reference.lstm(x, *state, weights, self.cell, record=record, **options)
-        return ops.lstm(x, *state, weights, cell=self.cell, reversed_input=reversed_input, **options)
+        return ops.lstm(x, *state, weights, cell=self.cell, reversed_input=reversed_input, out=out, **options)
 
     @classmethod
     def from_torch(cls, module: nn.LSTM) -> "LSTM":

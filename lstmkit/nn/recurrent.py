@@ -335,8 +335,16 @@ class RecurrentLayer(nn.Module):
         rev = reverse_index(lengths, x.shape[0], x.device) if self.bidirectional else None
         finals = [[] for _ in states]
         layer_input = x
+        # Without gradient the directions write their halves of each layer's output in place
+        # (the fused loops directly), which saves a torch.cat per layer.
+        in_place = self.bidirectional and records is None and not (torch.is_grad_enabled() and (
+            x.requires_grad or any(s.requires_grad for s in states)
+            or any(p.requires_grad for p in self.parameters())))
         for layer in range(self.num_layers):
             outputs = []
+            shared = layer_input.new_empty(*x.shape[:2], self.num_directions * (self.proj_size or self.hidden_size)) \
+                if in_place else None
+            halves = shared.chunk(self.num_directions, dim=-1) if in_place else (None,) * self.num_directions
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
                 # Without lengths the reverse direction reads the input and writes its output
@@ -348,11 +356,18 @@ class RecurrentLayer(nn.Module):
                     record = {}
                     records.append(record)
                 y, final = self._run_direction(seq, tuple(s[k] for s in states), layer, direction, lengths, record,
-                                               reversed_input=whole)
+                                               reversed_input=whole,
+                                               out=halves[direction] if not direction or whole else None)
                 outputs.append(reverse_sequences(y, rev) if direction and not whole else y)
                 for store, value in zip(finals, final):
                     store.append(value)
-            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
+            if in_place:
+                for half, y in zip(halves, outputs):
+                    if y is not half:   # the reverse direction with lengths, gathered back into order
+                        half.copy_(y)
+                layer_input = shared
+            else:
+                layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
             if self.dropout and self.training and layer < self.num_layers - 1 and records is None:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
         return layer_input, tuple(torch.stack(f) for f in finals)

@@ -118,6 +118,26 @@ def _needs_grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
+def _check_out(out: Optional[Tensor], x: Tensor, size: int) -> None:
+    """out, where given, must take y: [T, B, size] in x's dtype, on x's device."""
+    if out is None:
+        return
+    expected = (x.shape[0], x.shape[1], size)
+    if not isinstance(out, Tensor) or tuple(out.shape) != expected or out.dtype != x.dtype \
+            or out.device != x.device:
+        got = (f"{tuple(out.shape)} {out.dtype} on {out.device}" if isinstance(out, Tensor)
+               else type(out).__name__)
+        raise ValueError(f"out: expected a {list(expected)} tensor in {x.dtype} on {x.device}, got {got}")
+
+
+def _into(out: Optional[Tensor], y: Tensor) -> Tensor:
+    """y as the op returns it: out itself when one was given (y copied in unless the loop wrote
+    it there already; with gradient, autograd tracks the copy), else y."""
+    if out is None or y is out:
+        return y
+    return out.copy_(y)
+
+
 def lstm(
     x: Tensor,
     h0: Tensor,
@@ -132,6 +152,7 @@ def lstm(
     zoneout_h: Optional[Tensor] = None,
     zoneout_c: Optional[Tensor] = None,
     reversed_input: bool = False,
+    out: Optional[Tensor] = None,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """One LSTM layer-direction over a sequence; same contract as reference.lstm.
 
@@ -141,9 +162,13 @@ def lstm(
     x.flip(0), with the masks in that order but y in x's (y[t] the output at x[t], as the
     reverse direction of a bidirectional layer gives it); the fused loops read x and write y
     backward instead of flipping copies.
+    out: a [T, B, P] tensor (any strides, e.g. one direction's half of a bidirectional layer's
+    [T, B, 2P] output) that receives y and is returned as y. Without gradient the fused loops
+    write into it directly, which saves the torch.cat of the two halves.
     """
     check_cell(cell)
     get_activation(activation), get_activation(recurrent_activation)
+    _check_out(out, x, h0.shape[-1])
     needs_grad = _needs_grad(x, h0, c0, *weights)
     if reversed_input and lengths is not None:
         raise ValueError("reversed_input reverses whole sequences: with lengths, reverse each one first "
@@ -152,21 +177,21 @@ def lstm(
         y, state = lstm(x.flip(0), h0, c0, weights, cell=cell, activation=activation,
                         recurrent_activation=recurrent_activation, recurrent_mask=recurrent_mask,
                         zoneout_h=zoneout_h, zoneout_c=zoneout_c)
-        return y.flip(0), state
+        return _into(out, y.flip(0)), state
     if _bf16_inference(x, needs_grad):
         h0, c0 = h0.float(), c0.float()
         keep_h, keep_c, out_mask = step_masks(x.shape[0], lengths, _float(zoneout_h), _float(zoneout_c), h0)
         y, h, c, _ = lstm_forward(x, h0, c0, _float_but_gemm_weights(weights), cell, activation,
                                   recurrent_activation, _float(recurrent_mask), keep_h, keep_c, out_mask,
                                   store=False, steps=cpu.lstm_steps)
-        return y.to(x.dtype), (h.to(x.dtype), c.to(x.dtype))
+        return _into(out, y.to(x.dtype)), (h.to(x.dtype), c.to(x.dtype))
     if not needs_grad and _onednn_lstm_fits(x, weights, cell, activation, recurrent_activation, lengths,
                                             recurrent_mask, zoneout_h, zoneout_c):
         if reversed_input:
             y, h, c = _onednn_lstm(x.flip(0), h0, c0, weights)
-            return y.flip(0), (h, c)
+            return _into(out, y.flip(0)), (h, c)
         y, h, c = _onednn_lstm(x, h0, c0, weights)
-        return y, (h, c)
+        return _into(out, y), (h, c)
     keep_h, keep_c, out_mask = step_masks(x.shape[0], lengths, zoneout_h, zoneout_c, x)
     steps = _steps_for(x, cpu.lstm_steps, lstm_steps)
     if needs_grad:
@@ -175,8 +200,8 @@ def lstm(
     else:
         y, h, c, _ = lstm_forward(x, h0, c0, weights, cell, activation, recurrent_activation,
                                   recurrent_mask, keep_h, keep_c, out_mask, store=False, steps=steps,
-                                  reversed=reversed_input)
-    return y, (h, c)
+                                  reversed=reversed_input, out=out)
+    return _into(out, y), (h, c)
 
 
 def gru(
@@ -190,10 +215,12 @@ def gru(
     recurrent_mask: Optional[Tensor] = None,
     zoneout_h: Optional[Tensor] = None,
     reversed_input: bool = False,
+    out: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
     """One GRU layer-direction over a sequence. x [T, B, I], h0 [B, H] -> (y [T, B, H], h_T).
-    reversed_input: as lstm()'s."""
+    reversed_input and out: as lstm()'s."""
     get_activation(activation), get_activation(recurrent_activation)
+    _check_out(out, x, h0.shape[-1])
     needs_grad = _needs_grad(x, h0, *weights)
     if reversed_input and lengths is not None:
         raise ValueError("reversed_input reverses whole sequences: with lengths, reverse each one first "
@@ -201,21 +228,22 @@ def gru(
     if reversed_input and not _reads_backward(x):
         y, h = gru(x.flip(0), h0, weights, activation=activation, recurrent_activation=recurrent_activation,
                    recurrent_mask=recurrent_mask, zoneout_h=zoneout_h)
-        return y.flip(0), h
+        return _into(out, y.flip(0)), h
     if _bf16_inference(x, needs_grad):
         h0 = h0.float()
         keep_h, _, out_mask = step_masks(x.shape[0], lengths, _float(zoneout_h), None, h0)
         y, h, _ = gru_forward(x, h0, _float_but_gemm_weights(weights), activation, recurrent_activation,
                               _float(recurrent_mask), keep_h, out_mask, store=False, steps=cpu.gru_steps)
-        return y.to(x.dtype), h.to(x.dtype)
+        return _into(out, y.to(x.dtype)), h.to(x.dtype)
     keep_h, _, out_mask = step_masks(x.shape[0], lengths, zoneout_h, None, x)
     steps = _steps_for(x, cpu.gru_steps, gru_steps)
     if needs_grad:
         config = (activation, recurrent_activation, steps, reversed_input)
-        return GRUFunction.apply(x, h0, recurrent_mask, keep_h, out_mask, config, *weights)
-    y, h, _ = gru_forward(x, h0, weights, activation, recurrent_activation,
-                          recurrent_mask, keep_h, out_mask, store=False, steps=steps, reversed=reversed_input)
-    return y, h
+        y, h = GRUFunction.apply(x, h0, recurrent_mask, keep_h, out_mask, config, *weights)
+        return _into(out, y), h
+    y, h, _ = gru_forward(x, h0, weights, activation, recurrent_activation, recurrent_mask, keep_h, out_mask,
+                          store=False, steps=steps, reversed=reversed_input, out=out)
+    return _into(out, y), h
 
 
 def lstm_step(x: Tensor, h: Tensor, c: Tensor, weights: LSTMWeights, *, cell: str = "vanilla",

@@ -20,13 +20,15 @@ SAVED = ("gates", "gh_n", "h_prev", "h_in")
 
 
 def gru_forward(x, h0, w, activation, recurrent_activation,
-                recurrent_mask=None, keep_h=None, out_mask=None, store=True, steps=gru_steps, reversed=False):
+                recurrent_mask=None, keep_h=None, out_mask=None, store=True, steps=gru_steps, reversed=False,
+                out=None):
     """x [T, B, I], h0 [B, H], w: GRUWeights. Returns (y [T, B, H], h_T, saved dict or None).
-    reversed: over x from its last step to its first, y in x's order, as lstm_bptt.lstm_forward."""
+    reversed: over x from its last step to its first, y in x's order; out: where the loop may
+    write y (as lstm_bptt.lstm_forward)."""
     if hasattr(steps, "forward_input_steps") and steps.input_fusion_fits(x, h0, w):
         # the fused loop multiplies x_t W_ih inside the loop, beside h_{t-1} W_hh
         y, h, *saved = steps.forward_input_steps(x, h0.contiguous(), w, recurrent_mask, keep_h, out_mask,
-                                                 activation, recurrent_activation, store, reversed)
+                                                 activation, recurrent_activation, store, reversed, out)
     else:
         if reversed:
             x = x.flip(0)

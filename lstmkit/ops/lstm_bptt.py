@@ -34,12 +34,13 @@ SAVED = ("gates", "c_prev", "c_new", "phic", "h_in", "h_core", "x_hat", "x_rstd"
 
 def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
                  recurrent_mask=None, keep_h=None, keep_c=None, out_mask=None, store=True, steps=lstm_steps,
-                 reversed=False):
+                 reversed=False, out=None):
     """Run the sequence. x [T, B, I], h0 [B, P], c0 [B, H], w: LSTMWeights; steps is the module
     (or object) providing forward_steps. reversed: run over x from its last step to its first,
     as on x.flip(0), with y in x's order (y[t] the output at x[t]); the masks and the saved
     tensors are in the order the steps run. The fused loops read x and write y backward; the
-    others run on flipped copies.
+    others run on flipped copies. out: a [T, B, P] tensor to write y into, where the loop can
+    (the fused loops that make the input's product); y is out then, else a tensor of its own.
 
     Returns (y [T, B, P], h_T, c_T, saved) where saved is a dict of what backward needs (None
     when store is False: the inference path keeps nothing per step).
@@ -47,8 +48,9 @@ def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
     layernorm = cell == "layernorm"
     if hasattr(steps, "forward_input_steps") and steps.input_fusion_fits(x, h0, w, cell):
         # the fused loops multiply x_t W_ih inside the loop, beside h_{t-1} W_hh
-        out = steps.forward_input_steps(x, h0.contiguous(), c0.contiguous(), w, recurrent_mask, keep_h, keep_c,
-                                        out_mask, cell, activation, recurrent_activation, store, reversed)
+        result = steps.forward_input_steps(x, h0.contiguous(), c0.contiguous(), w, recurrent_mask, keep_h, keep_c,
+                                        out_mask, cell, activation, recurrent_activation, store, reversed,
+                                        out)
     else:
         if reversed:
             x = x.flip(0)
@@ -58,14 +60,14 @@ def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
         else:           # both biases fold into the projection
             xw = input_projection(x, w.w_ih, w.b_ih, w.b_hh, dtype=h0.dtype)
             b_ih = b_hh = None
-        out = steps.forward_steps(
+        result = steps.forward_steps(
             xw.contiguous(), h0.contiguous(), c0.contiguous(), w.w_hh, b_ih, b_hh, w.w_hr, w.w_peep,
             w.ln_gain_ih, w.ln_gain_hh, w.ln_gain_c, w.ln_bias_c, recurrent_mask, keep_h, keep_c, out_mask,
             cell, activation, recurrent_activation, store)
         if reversed:
-            out = (out[0].flip(0), *out[1:])
-    y, h, c = out[:3]
-    saved = dict(zip(SAVED, out[3:])) if store else None
+            result = (result[0].flip(0), *result[1:])
+    y, h, c = result[:3]
+    saved = dict(zip(SAVED, result[3:])) if store else None
     return y, h, c, saved
 
 

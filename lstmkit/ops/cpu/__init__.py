@@ -145,19 +145,20 @@ class _LSTMSteps:
 
     @staticmethod
     def forward_input_steps(x, h0, c0, w, recurrent_mask, keep_h, keep_c, out_mask, cell, activation,
-                            recurrent_activation, store, reversed=False):
+                            recurrent_activation, store, reversed=False, out=None):
         """forward_steps on x's input projection (with both biases outside a layer norm), which
         the loop computes step by step: x [T, B, I]. The saved gates come back where xw would be.
         reversed: the steps run over x from its last step to its first, as on x.flip(0) without
-        the copy; the outputs, masks and saved tensors are in the order the steps run."""
+        the copy; y is in x's order, the masks and saved tensors in the order the steps run.
+        out: a [T, B, P] tensor (its last dimension contiguous) the loop writes y into."""
         T, B = x.shape[:2]
         P, H = h0.shape[-1], c0.shape[-1]
-        out = load().lstm_forward_input_steps(
+        result = load().lstm_forward_input_steps(
             x, w.w_ih, _dense(w.b_ih), _dense(w.b_hh), h0, c0, w.w_hh.contiguous(), _dense(w.w_peep),
             _dense(w.ln_gain_ih), _dense(w.ln_gain_hh), _dense(w.ln_gain_c), _dense(w.ln_bias_c),
             _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H), _mask(out_mask, T, B, 1),
-            cell, activation, recurrent_activation, store, reversed)
-        return tuple(out)
+            cell, activation, recurrent_activation, store, reversed, out)
+        return tuple(result)
 
     @staticmethod
     def backward_steps(*args):
@@ -200,14 +201,15 @@ class _GRUSteps:
 
     @staticmethod
     def forward_input_steps(x, h0, w, recurrent_mask, keep_h, out_mask, activation, recurrent_activation, store,
-                            reversed=False):
+                            reversed=False, out=None):
         """forward_steps on W_ih x_t + b_ih, which the loop computes step by step: x [T, B, I]
-        (read from its last step to its first when reversed, as _LSTMSteps.forward_input_steps)."""
+        (read from its last step to its first when reversed; y into out where given: as
+        _LSTMSteps.forward_input_steps)."""
         T, B = x.shape[:2]
         H = h0.shape[-1]
         return tuple(load().gru_forward_input_steps(
             x, w.w_ih, _dense(w.b_ih), h0, w.w_hh.contiguous(), _dense(w.b_hh), _rows(recurrent_mask, B, H),
-            _mask(keep_h, T, B, H), _mask(out_mask, T, B, 1), activation, recurrent_activation, store, reversed))
+            _mask(keep_h, T, B, H), _mask(out_mask, T, B, 1), activation, recurrent_activation, store, reversed, out))
 
     @staticmethod
     def backward_steps(*args):

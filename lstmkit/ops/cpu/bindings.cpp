@@ -11,7 +11,8 @@ std::vector<Tensor> lstm_forward_steps(Tensor, Tensor, Tensor, Tensor, OptTensor
                                        OptTensor, std::string, std::string, std::string, bool);
 std::vector<Tensor> lstm_forward_input_steps(Tensor, Tensor, OptTensor, OptTensor, Tensor, Tensor, Tensor, OptTensor,
                                              OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
-                                             OptTensor, OptTensor, std::string, std::string, std::string, bool, bool);
+                                             OptTensor, OptTensor, std::string, std::string, std::string, bool, bool,
+                                             OptTensor);
 bool input_fusion_fits(const Tensor&, const Tensor&, const std::string&, at::ScalarType);
 std::vector<Tensor> lstm_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, OptTensor, Tensor, OptTensor,
                                         OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, Tensor, OptTensor,
@@ -21,7 +22,7 @@ std::vector<Tensor> lstm_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tenso
 std::vector<Tensor> gru_forward_steps(Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                       std::string, std::string, bool);
 std::vector<Tensor> gru_forward_input_steps(Tensor, Tensor, OptTensor, Tensor, Tensor, OptTensor, OptTensor,
-                                            OptTensor, OptTensor, std::string, std::string, bool, bool);
+                                            OptTensor, OptTensor, std::string, std::string, bool, bool, OptTensor);
 std::vector<Tensor> gru_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor,
                                        OptTensor, std::string, std::string, OptTensor, OptTensor, OptTensor, bool);
 std::tuple<Tensor, Tensor, Tensor> lstm_step(const std::string&, const std::string&, const std::string&, Tensor, Tensor,

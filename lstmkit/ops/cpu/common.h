@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/MemoryOverlap.h>
 #include <ATen/Parallel.h>
 
 #include <cmath>
@@ -348,6 +349,20 @@ inline void check_masks(const char* fn, int64_t T, int64_t B, const OptTensor& r
     TORCH_CHECK((*m)->dim() == 3 && (*m)->size(0) == T && (*m)->size(1) == B && (*m)->size(2) == N, fn,
                 ": expected a [", T, ", ", B, ", ", N, "] mask, got ", (*m)->sizes());
   }
+}
+
+// Where a loop writes its output in place of a tensor of its own: [T, B, P] like x's first two
+// dimensions, its last one contiguous, sharing no memory with x or with itself.
+inline void check_output(const char* fn, const OptTensor& out, const Tensor& x, int64_t P) {
+  if (!out || !out->defined()) return;
+  TORCH_CHECK(out->dim() == 3 && out->size(0) == x.size(0) && out->size(1) == x.size(1) && out->size(2) == P &&
+                  out->stride(2) == 1,
+              fn, ": expected out [", x.size(0), ", ", x.size(1), ", ", P,
+              "] with a contiguous last dimension, got sizes ", out->sizes(), " and strides ", out->strides());
+  TORCH_CHECK(out->device().is_cpu() && out->scalar_type() == x.scalar_type(), fn, ": expected out on the CPU in ",
+              x.scalar_type(), ", got ", out->scalar_type(), " on ", out->device());
+  at::assert_no_internal_overlap(*out);
+  at::assert_no_overlap(*out, x);
 }
 
 // ------------------------------------------------------------------ rows in parallel

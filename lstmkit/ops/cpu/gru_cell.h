@@ -19,7 +19,9 @@ template <typename T> struct GruForward {
   const T* gh;                      // [B, G] W_hh h_in
   T* gh_n;                          // [B, H] out: W_hn h_in + b_hn
   const T* h;                       // [B, H] state before the step
-  T *h_next, *y;                    // [B, H]
+  T* h_next;                        // [B, H]
+  T* y;                             // B rows y_row apart (H, or 2H in a bidirectional output)
+  int64_t y_row;
   T* h_in_next;                     // [B, H] h_next * recurrent mask (team loop), or null
 
   // Row b past its sequence's end: state carried, output zero, zeros saved for backward.
@@ -28,7 +30,7 @@ template <typename T> struct GruForward {
     const int64_t o = b * H + u0;
     std::memset(gh_n + o, 0, sizeof(T) * n);
     std::memcpy(h_next + o, h + o, sizeof(T) * n);
-    std::memset(y + o, 0, sizeof(T) * n);
+    std::memset(y + b * y_row + u0, 0, sizeof(T) * n);
     if (h_in_next) {
       for (int64_t j = 0; j < n; ++j) h_in_next[o + j] = h_next[o + j] * rm[o + j];
     }
@@ -59,7 +61,7 @@ template <typename T> struct GruForward {
     const T* hp = h + o;
     next_state(keep_h, t, b, u0, n, hp, [z, nn, hp](int64_t j) { return (T(1) - z[j]) * nn[j] + z[j] * hp[j]; },
                h_next + o);
-    emit_rows(h_next + o, om, y + o, rm ? rm + o : nullptr, h_in_next ? h_in_next + o : nullptr, n);
+    emit_rows(h_next + o, om, y + b * y_row + u0, rm ? rm + o : nullptr, h_in_next ? h_in_next + o : nullptr, n);
   }
 };
 

@@ -53,6 +53,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& w_hh, con
     cf.h = h;
     cf.h_next = h_next;
     cf.y = step_ptr<T>(y, t);
+    cf.y_row = y.stride(1);
     for_rows(B, G, [&](int64_t b) { cf.units(b, 0, H); });
   }
   Tensor h_T = at::empty(h0.sizes(), opts);

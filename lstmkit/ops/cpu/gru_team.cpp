@@ -27,7 +27,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   auto opts = h0.options();
   Slots<T> h_states(store ? steps + 1 : 2, B, H, opts);
   std::memcpy(h_states[0], h0.data_ptr<T>(), sizeof(T) * B * H);
-  Tensor y = at::empty({steps, B, H}, opts);
+  Tensor y = in.output(steps, B, H, opts);
   Slots<T> gh(1, B, G, opts), gh_n_all(store ? steps : 1, B, H, opts), h_in_all;
   const T* rm = ptr_or_null<T>(rmask);
   if (rm) h_in_all = Slots<T>(store ? steps : 2, B, H, opts);
@@ -61,6 +61,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
       cf.h = h_states[slot];
       cf.h_next = h_states[next];
       cf.y = step_ptr<T>(y, in.reversed ? steps - 1 - t : t);   // y in x's order
+      cf.y_row = y.stride(1);
       const T* src = rm ? h_in_all[store ? t : t % 2] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[store ? t + 1 : (t + 1) % 2] : nullptr;
       if (!fused && t + 1 < steps) prefetch_units(side.gates_at(t + 1), B, G, H, kGates, u0, units);
@@ -184,12 +185,13 @@ std::vector<Tensor> gru_team_forward(Tensor xw, Tensor h0, Tensor w_hh, OptTenso
 }
 
 // gru_forward_steps on W_ih x_t + b_ih, multiplied inside the loop (x[T - 1 - t] at step t when
-// reversed, as x.flip(0) without the copy): x [T, B, I] with a
-// contiguous last dimension, W_ih [3H, I], weights in x's dtype. The saved gates come back
-// where xw would be.
+// reversed, as x.flip(0) without the copy): x [T, B, I] with a contiguous last dimension,
+// W_ih [3H, I], weights in x's dtype. The saved gates come back where xw would be. y goes into
+// `out` where given (check_output: e.g. one half of a bidirectional layer's output).
 std::vector<Tensor> gru_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_ih, Tensor h0, Tensor w_hh,
                                             OptTensor b_hh, OptTensor rmask, OptTensor keep_h, OptTensor out_mask,
-                                            std::string act, std::string ract, bool store, bool reversed) {
+                                            std::string act, std::string ract, bool store, bool reversed,
+                                            OptTensor out) {
   TORCH_CHECK(x.dim() == 3, "gru_forward_input_steps: expected x [T, B, I], got ", x.sizes());
   if (x.stride(2) != 1) x = x.contiguous();
   w_ih = w_ih.contiguous();
@@ -202,10 +204,11 @@ std::vector<Tensor> gru_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_i
               "gru_forward_input_steps: expected W_ih [", w_hh.size(0), ", ", x.size(2), "], got ", w_ih.sizes());
   check_masks("gru_forward_input_steps", x.size(0), x.size(1), rmask, h0.size(-1),
               {{&keep_h, h0.size(-1)}, {&out_mask, 1}});
+  check_output("gru_forward_input_steps", out, x, h0.size(-1));
   Tensor bias = b_ih && b_ih->defined() ? b_ih->contiguous() : Tensor();
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_forward_input_steps", [&] {
-    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias, reversed}, h0, w_hh, b_hh, rmask, keep_h, out_mask,
-                             parse_act(act), parse_act(ract), store);
+    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias, reversed, out.value_or(Tensor())}, h0, w_hh, b_hh,
+                             rmask, keep_h, out_mask, parse_act(act), parse_act(ract), store);
   });
 }
 

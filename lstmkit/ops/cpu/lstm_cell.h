@@ -53,7 +53,8 @@ template <typename T> struct CellForward {
   T* phic;               // [B, H] phi(c_new), or phi(LN(c_new) gain + bias)
   T* h_core;             // [B, H] o * phic, projection only
   T* h_in_next;          // [B, P] h_next * recurrent mask, the next step's GEMM input; or null
-  T* y;                  // [B, P]
+  T* y;                  // B rows y_row apart (P, or 2P in a bidirectional output)
+  int64_t y_row;
   T *c_hat, *c_rstd;     // layernorm only
 
   // Row b past its sequence's end: states carried, output zero, and zeros saved for backward
@@ -65,7 +66,7 @@ template <typename T> struct CellForward {
     std::memset(phic + r, 0, sizeof(T) * n);
     std::memcpy(c_next + r, c + r, sizeof(T) * n);
     std::memcpy(h_next + r, h + r, sizeof(T) * n);
-    std::memset(y + r, 0, sizeof(T) * n);
+    std::memset(y + b * y_row + u0, 0, sizeof(T) * n);
     if (h_in_next) {
       for (int64_t j = 0; j < n; ++j) h_in_next[r + j] = h_next[r + j] * rm[r + j];
     }
@@ -136,7 +137,7 @@ template <typename T> struct CellForward {
     const T om = out_mask.present() ? out_mask.at(t, b, 0) : T(1);
     const int64_t r = b * P + u0;                 // P == H without projection
     next_state(keep_h, t, b, u0, n, h + r, [ao, pr](int64_t j) { return ao[j] * pr[j]; }, h_next + r);
-    emit_rows(h_next + r, om, y + r, rm ? rm + r : nullptr, h_in_next ? h_in_next + r : nullptr, n);
+    emit_rows(h_next + r, om, y + b * y_row + u0, rm ? rm + r : nullptr, h_in_next ? h_in_next + r : nullptr, n);
   }
 };
 

@@ -27,7 +27,7 @@ std::vector<Tensor> lstm_team_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_
 std::vector<Tensor> lstm_team_forward_from_input(Tensor x, Tensor w_ih, OptTensor bias, Tensor h0, Tensor c0,
                                                  Tensor w_hh, OptTensor w_peep, OptTensor rmask, OptTensor keep_h,
                                                  OptTensor keep_c, OptTensor out_mask, Cell cell, Act act, Act ract,
-                                                 bool store, bool reversed);
+                                                 bool store, bool reversed, OptTensor out);
 std::vector<Tensor> lstm_team_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
                                        Tensor phic, Tensor w_hh, OptTensor w_peep, OptTensor rmask,
                                        OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Cell cell, Act act,
@@ -41,7 +41,7 @@ std::vector<Tensor> lstm_team_ln_forward_from_input(Tensor x, Tensor w_ih, Tenso
                                                     OptTensor gain_hh, OptTensor gain_c, OptTensor bias_c,
                                                     OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
                                                     OptTensor out_mask, Act act, Act ract, bool store,
-                                                    bool reversed);
+                                                    bool reversed, OptTensor out);
 std::vector<Tensor> lstm_team_ln_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
                                           Tensor phic, OptTensor x_hat, OptTensor x_rstd, OptTensor h_hat,
                                           OptTensor h_rstd, OptTensor c_hat, OptTensor c_rstd, Tensor w_hh,
@@ -124,6 +124,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     cf.phic = phic_all[at_t];
     cf.h_core = h_core_all[at_t];
     cf.y = step_ptr<T>(y, t);
+    cf.y_row = y.stride(1);
     cf.c_hat = c_hat_all[at_t];
     cf.c_rstd = c_rstd_all[t];
     T* x_hat = x_hat_all[at_t];
@@ -403,7 +404,8 @@ std::vector<Tensor> lstm_forward_steps(Tensor xw, Tensor h0, Tensor c0, Tensor w
 // contiguous last dimension (a batch_first view is fine), W_ih [G, I]. For the cells the team
 // loops without a projection cover (vanilla, peephole, cifg, layernorm), with W_ih in x's
 // dtype. The saved gates come back where xw would be. `reversed`: the steps run from x's last
-// to its first (the same as x.flip(0) without the copy); outputs and masks in the steps' order.
+// to its first (the same as x.flip(0) without the copy): y in x's order, the masks and the
+// saved tensors in the steps'. y goes into `out` where given (check_output: e.g. one half of a bidirectional layer's output).
 bool input_fusion_fits(const Tensor& w_ih, const Tensor& w_hh, const std::string& cell, at::ScalarType dtype) {
   return (team_fits(w_hh, OptTensor(), cell, dtype) || team_ln_fits(w_hh, OptTensor(), cell, dtype)) &&
          w_ih.scalar_type() == dtype;
@@ -414,7 +416,7 @@ std::vector<Tensor> lstm_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_
                                              OptTensor ln_gain_hh, OptTensor ln_gain_c, OptTensor ln_bias_c,
                                              OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
                                              std::string cell, std::string act, std::string ract, bool store,
-                                             bool reversed) {
+                                             bool reversed, OptTensor out) {
   TORCH_CHECK(x.dim() == 3, "lstm_forward_input_steps: expected x [T, B, I], got ", x.sizes());
   if (x.stride(2) != 1) x = x.contiguous();
   w_ih = w_ih.contiguous();
@@ -429,16 +431,17 @@ std::vector<Tensor> lstm_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_
               "lstm_forward_input_steps: expected W_ih [", w_hh.size(0), ", ", x.size(2), "], got ", w_ih.sizes());
   check_masks("lstm_forward_input_steps", x.size(0), x.size(1), rmask, h0.size(-1),
               {{&keep_h, h0.size(-1)}, {&keep_c, c0.size(-1)}, {&out_mask, 1}});
+  check_output("lstm_forward_input_steps", out, x, h0.size(-1));
   if (cell == "layernorm") {   // the biases come after the norms
     return lstm_team_ln_forward_from_input(x, w_ih, h0, c0, w_hh, b_ih, b_hh, ln_gain_ih, ln_gain_hh, ln_gain_c,
                                            ln_bias_c, rmask, keep_h, keep_c, out_mask, parse_act(act),
-                                           parse_act(ract), store, reversed);
+                                           parse_act(ract), store, reversed, out);
   }
   const bool has_ih = b_ih && b_ih->defined(), has_hh = b_hh && b_hh->defined();
   OptTensor bias;
   if (has_ih || has_hh) bias = (has_ih && has_hh ? *b_ih + *b_hh : has_ih ? *b_ih : *b_hh).contiguous();
   return lstm_team_forward_from_input(x, w_ih, bias, h0, c0, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
-                                      parse_cell(cell), parse_act(act), parse_act(ract), store, reversed);
+                                      parse_cell(cell), parse_act(act), parse_act(ract), store, reversed, out);
 }
 
 std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,

@@ -39,7 +39,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   const int64_t n = store ? steps : 1;            // per-step buffers keep every step, or reuse one
 
   const LstmStates<T> states(h0, c0, steps, store);
-  Tensor y = at::empty({steps, B, P}, opts);
+  Tensor y = in.output(steps, B, P, opts);
   Slots<T> phic_all(n, B, H, opts), c_new_all(peep && store ? steps : 1, B, H, opts), h_in_all;
   const T* rm = ptr_or_null<T>(rmask);
   if (rm) h_in_all = Slots<T>(store ? steps : 2, B, P, opts);   // the next step's input is written
@@ -71,6 +71,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
       cf.c_new = c_new_all[peep && store ? t : 0];
       cf.phic = phic_all[store ? t : 0];
       cf.y = step_ptr<T>(y, in.reversed ? steps - 1 - t : t);   // y in x's order
+      cf.y_row = y.stride(1);
       const T* src = rm ? h_in_all[states.slot(t)] : cf.h;
       cf.h_in_next = rm && t + 1 < steps ? h_in_all[states.slot(t + 1)] : nullptr;
       if (!fused && t + 1 < steps) prefetch_units(side.gates_at(t + 1), B, G, H, gates, own_u0, own_units);
@@ -218,10 +219,10 @@ std::vector<Tensor> lstm_team_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_
 std::vector<Tensor> lstm_team_forward_from_input(Tensor x, Tensor w_ih, OptTensor bias, Tensor h0, Tensor c0,
                                                  Tensor w_hh, OptTensor w_peep, OptTensor rmask, OptTensor keep_h,
                                                  OptTensor keep_c, OptTensor out_mask, Cell cell, Act act, Act ract,
-                                                 bool store, bool reversed) {
+                                                 bool store, bool reversed, OptTensor out) {
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_team_forward_from_input", [&] {
-    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias.value_or(Tensor()), reversed}, h0, c0, w_hh,
-                             w_peep, rmask, keep_h, keep_c, out_mask, cell, act, ract, store);
+    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias.value_or(Tensor()), reversed, out.value_or(Tensor())},
+                             h0, c0, w_hh, w_peep, rmask, keep_h, keep_c, out_mask, cell, act, ract, store);
   });
 }
 

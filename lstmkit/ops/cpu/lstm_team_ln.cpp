@@ -67,7 +67,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   const int64_t n = store ? steps : 1;
 
   const LstmStates<T> states(h0, c0, steps, store);
-  Tensor y = at::empty({steps, B, P}, opts);
+  Tensor y = in.output(steps, B, P, opts);
   Slots<T> phic_all(n, B, H, opts), c_new_all(1, B, H, opts), h_in_all, hw(1, B, G, opts);
   // Saved for backward; without it the input is normalised in place (in xw, or in one slot
   // that every step reuses when the loop makes the input's product itself).
@@ -124,6 +124,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
       cf.phic = phic_all[at_t];
       cf.c_hat = c_hat_all[at_t];
       cf.y = step_ptr<T>(y, in.reversed ? steps - 1 - t : t);   // y in x's order
+      cf.y_row = y.stride(1);
       T* h_hat = h_hat_all[at_t];
       T* x_hat_t = x_hat + (store || !fused ? t : 0) * B * G;
       const T* src = rm ? h_in_all[states.slot(t)] : cf.h;
@@ -400,10 +401,10 @@ std::vector<Tensor> lstm_team_ln_forward_from_input(Tensor x, Tensor w_ih, Tenso
                                                     OptTensor gain_hh, OptTensor gain_c, OptTensor bias_c,
                                                     OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
                                                     OptTensor out_mask, Act act, Act ract, bool store,
-                                                    bool reversed) {
+                                                    bool reversed, OptTensor out) {
   TORCH_CHECK(gain_ih && gain_hh && gain_c && bias_c, "the layernorm cell needs its four layer-norm weights");
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_team_ln_forward_from_input", [&] {
-    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, Tensor(), reversed}, h0, c0, w_hh, b_ih, b_hh, *gain_ih,
+    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, Tensor(), reversed, out.value_or(Tensor())}, h0, c0, w_hh, b_ih, b_hh, *gain_ih,
                              *gain_hh, *gain_c, *bias_c, rmask, keep_h, keep_c, out_mask, act, ract, store);
   });
 }

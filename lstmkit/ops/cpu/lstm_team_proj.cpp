@@ -65,6 +65,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
       cf.phic = phic_all[at_t];
       cf.h_core = h_core_all[at_t];
       cf.y = step_ptr<T>(y, t);
+      cf.y_row = y.stride(1);
       const T* src = rm ? h_in_all[states.slot(t)] : cf.h;
       T* h_in_next = rm && t + 1 < steps ? h_in_all[states.slot(t + 1)] : nullptr;
       if (t + 1 < steps) prefetch_units(xw_p + (t + 1) * B * G, B, G, H, gates, u0, nu);

@@ -135,11 +135,17 @@ template <typename T> class ActiveInput {
 // [G]: then each thread multiplies its units' rows of W_ih with x_t inside the loop, beside the
 // recurrent product, and the [T, B, G] projection never goes through memory. With `reversed`,
 // step t reads x[T - 1 - t]: the reverse direction of a bidirectional layer runs on x as given,
-// without a flipped copy.
+// without a flipped copy. `y`, where given, is where the outputs go: a [T, B, H] view with a
+// contiguous last dimension (one direction's half of a bidirectional layer's output), written
+// in place of a tensor of the loop's own.
 struct GateInput {
   Tensor xw, x, w_ih, bias;
   bool reversed = false;
+  Tensor y;
   bool fused() const { return x.defined(); }
+  Tensor output(int64_t steps, int64_t B, int64_t H, const at::TensorOptions& opts) const {
+    return y.defined() ? y : at::empty({steps, B, H}, opts);
+  }
 };
 
 // A team forward's side of its GateInput: where step t's gate pre-activations are (xw itself, or
