@@ -454,8 +454,12 @@ def test_team_loops_match_the_reference_with_several_threads(threads, cell, H, B
             with torch.no_grad():                # inference, which stores nothing: the same numbers
                 inferred = lstm_forward(x, h0, c0, w, cell, "tanh", "sigmoid", rmask, keep_h, keep_c, out_mask,
                                         store=False, steps=cpu.lstm_steps)[:3]
+            # Inference may split the batch among the threads instead (team.h's batch_chunks):
+            # the layer norms' row moments then merge in another order, to the last bits.
+            exact = cell != "layernorm"
+            tol = dict(atol=0, rtol=0) if exact else TOL[dtype]
             for a, b in zip(inferred, got):
-                torch.testing.assert_close(a, b, atol=0, rtol=0)
+                torch.testing.assert_close(a, b, **tol)
         inputs = [x, *state] + [t for t in w if t is not None]
         cot = [torch.randn(v.shape, dtype=dtype, generator=g) for v in got]
         grads = torch.autograd.grad(sum((v * c).sum() for v, c in zip(got, cot)), inputs)
@@ -692,6 +696,47 @@ def test_writing_into_out_equals_a_fresh_output(cell, order, dtype, grad):
         inputs = [x] + [t for t in w if t is not None]
         for a, b in zip(torch.autograd.grad((y * cot).sum(), inputs), torch.autograd.grad((fresh * cot).sum(), inputs)):
             torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+@pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "gru"])
+@pytest.mark.parametrize("order", ["forward", "reversed", "lengths"])
+@pytest.mark.parametrize("B", [12, 29])
+def test_inference_split_by_rows_equals_one_thread(cell, order, B):
+    """A small layer's inference runs each thread's rows of the batch alone (team.h's
+    batch_chunks; sizes here small enough for it): outputs and final states equal the same op on
+    one thread, with recurrent dropout, zoneout, lengths or reversed input, written into a half
+    of a wider buffer."""
+    g = torch.Generator().manual_seed(11)
+    T, I, H, dtype = 13, 10, 24, torch.float64
+    gru = cell == "gru"
+    w = random_gru_weights(I, H, True, dtype, g) if gru else random_lstm_weights(cell, I, H, 0, True, dtype, g)
+    x = torch.randn(T, B, I, dtype=dtype, generator=g)
+    h0, c0 = torch.randn(B, H, dtype=dtype, generator=g), torch.randn(B, H, dtype=dtype, generator=g)
+    options = dict(recurrent_mask=(torch.rand(B, H, generator=g) > 0.3).to(dtype) / 0.7,
+                   zoneout_h=(torch.rand(T, B, H, generator=g) < 0.3).to(dtype))
+    if not gru:
+        options["zoneout_c"] = (torch.rand(T, B, H, generator=g) < 0.3).to(dtype)
+    if order == "lengths":
+        options["lengths"] = torch.randint(1, T + 1, (B,), generator=g)
+    options["reversed_input"] = order == "reversed"
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            out = torch.full((T, B, 2 * H), float("nan"), dtype=dtype)
+            with torch.no_grad():
+                if gru:
+                    y, h = ops.gru(x, h0, w, out=out[..., H:], **options)
+                    runs.append([out, h])
+                else:
+                    y, (h, c) = ops.lstm(x, h0, c0, w, cell=cell, out=out[..., H:], **options)
+                    runs.append([out, h, c])
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*runs):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0, equal_nan=True)
 
 
 def test_an_out_of_the_wrong_shape_or_sharing_the_input_is_refused():

@@ -207,8 +207,18 @@ std::vector<Tensor> gru_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_i
   check_output("gru_forward_input_steps", out, x, h0.size(-1));
   Tensor bias = b_ih && b_ih->defined() ? b_ih->contiguous() : Tensor();
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_forward_input_steps", [&] {
-    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias, reversed, out.value_or(Tensor())}, h0, w_hh, b_hh,
-                             rmask, keep_h, out_mask, parse_act(act), parse_act(ract), store);
+    auto run = [&](const Tensor& x, const Tensor& y, const Tensor& h0, const OptTensor& rmask,
+                   const OptTensor& keep_h, const OptTensor& out_mask) {
+      return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias, reversed, y}, h0, w_hh, b_hh, rmask, keep_h,
+                               out_mask, parse_act(act), parse_act(ract), store);
+    };
+    const int64_t weight_bytes = w_hh.size(0) * (x.size(2) + h0.size(-1)) * int64_t(sizeof(scalar_t));
+    const int chunks = store ? 1 : batch_chunks(x.size(1), weight_bytes);
+    if (chunks == 1) return run(x, out.value_or(Tensor()), h0, rmask, keep_h, out_mask);
+    return forward_in_batch_chunks(x, out, h0.size(-1), chunks, 1, [&](int64_t b0, int64_t n, const Tensor& y) {
+      return run(x.narrow(1, b0, n), y, h0.narrow(-2, b0, n), rows_of(rmask, 0, b0, n), rows_of(keep_h, 1, b0, n),
+                 rows_of(out_mask, 1, b0, n));
+    });
   });
 }
 

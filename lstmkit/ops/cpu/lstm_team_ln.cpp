@@ -404,8 +404,20 @@ std::vector<Tensor> lstm_team_ln_forward_from_input(Tensor x, Tensor w_ih, Tenso
                                                     bool reversed, OptTensor out) {
   TORCH_CHECK(gain_ih && gain_hh && gain_c && bias_c, "the layernorm cell needs its four layer-norm weights");
   return AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_team_ln_forward_from_input", [&] {
-    return forward<scalar_t>(GateInput{Tensor(), x, w_ih, Tensor(), reversed, out.value_or(Tensor())}, h0, c0, w_hh, b_ih, b_hh, *gain_ih,
-                             *gain_hh, *gain_c, *bias_c, rmask, keep_h, keep_c, out_mask, act, ract, store);
+    auto run = [&](const Tensor& x, const Tensor& y, const Tensor& h0, const Tensor& c0, const OptTensor& rmask,
+                   const OptTensor& keep_h, const OptTensor& keep_c, const OptTensor& out_mask) {
+      return forward<scalar_t>(GateInput{Tensor(), x, w_ih, Tensor(), reversed, y}, h0, c0, w_hh, b_ih, b_hh,
+                               *gain_ih, *gain_hh, *gain_c, *bias_c, rmask, keep_h, keep_c, out_mask, act, ract,
+                               store);
+    };
+    const int64_t P = h0.size(-1);
+    const int64_t weight_bytes = w_hh.size(0) * (x.size(2) + P) * int64_t(sizeof(scalar_t));
+    const int chunks = store ? 1 : batch_chunks(x.size(1), weight_bytes);
+    if (chunks == 1) return run(x, out.value_or(Tensor()), h0, c0, rmask, keep_h, keep_c, out_mask);
+    return forward_in_batch_chunks(x, out, P, chunks, 2, [&](int64_t b0, int64_t n, const Tensor& y) {
+      return run(x.narrow(1, b0, n), y, h0.narrow(-2, b0, n), c0.narrow(-2, b0, n), rows_of(rmask, 0, b0, n),
+                 rows_of(keep_h, 1, b0, n), rows_of(keep_c, 1, b0, n), rows_of(out_mask, 1, b0, n));
+    });
   });
 }
 
