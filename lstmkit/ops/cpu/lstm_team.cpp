@@ -226,14 +226,7 @@ std::vector<Tensor> lstm_team_forward_from_input(Tensor x, Tensor w_ih, OptTenso
       return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias.value_or(Tensor()), reversed, y}, h0, c0, w_hh,
                                w_peep, rmask, keep_h, keep_c, out_mask, cell, act, ract, store);
     };
-    const int64_t P = h0.size(-1);
-    const int64_t weight_bytes = w_hh.size(0) * (x.size(2) + P) * int64_t(sizeof(scalar_t));
-    const int chunks = store ? 1 : batch_chunks(x.size(1), weight_bytes);
-    if (chunks == 1) return run(x, out.value_or(Tensor()), h0, c0, rmask, keep_h, keep_c, out_mask);
-    return forward_in_batch_chunks(x, out, P, chunks, 2, [&](int64_t b0, int64_t n, const Tensor& y) {
-      return run(x.narrow(1, b0, n), y, h0.narrow(-2, b0, n), c0.narrow(-2, b0, n), rows_of(rmask, 0, b0, n),
-                 rows_of(keep_h, 1, b0, n), rows_of(keep_c, 1, b0, n), rows_of(out_mask, 1, b0, n));
-    });
+    return lstm_forward_by_rows<scalar_t>(x, w_hh, h0, c0, out, rmask, keep_h, keep_c, out_mask, store, run);
   });
 }
 
