@@ -51,9 +51,11 @@ inline void prefetch_units(const T* step, int64_t B, int64_t G, int64_t H, int64
 // weights stay in a core's L2 cache and the per-step barriers (and, for the layer norm, the
 // cross-thread row sums) weigh against the products. Measured, layernorm inference, batch
 // split against unit split: 0.85-0.88 at H=64-128 (weights up to 512 KiB), 0.94-0.95 at H=256
-// with 32 or more rows a thread (2 MiB), 1.01 at H=256 with 16, 1.05 at H=512 (8 MiB).
+// with 32 or more rows a thread (2 MiB), 1.01 at H=256 with 16, 1.05 at H=512 (8 MiB); the
+// 2-layer bidirectional H=256 forward, whose second layer (I=512) has 2.25-3 MiB, 0.93-0.98
+// with that layer split too.
 constexpr int64_t kSplitAnyBatchBytes = int64_t(640) << 10;
-constexpr int64_t kSplitLargeBatchBytes = int64_t(2) << 20;
+constexpr int64_t kSplitLargeBatchBytes = int64_t(3) << 20;
 constexpr int64_t kSplitLargeBatchRows = 32;
 
 // How many chunks of the batch to run side by side (at most one per thread), or 1: the units
