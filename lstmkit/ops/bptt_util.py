@@ -47,6 +47,33 @@ def sum_rows(v: Tensor, w: Optional[Tensor] = None) -> Tensor:
     return (v2 if w2 is None else v2 * w2).sum(0)
 
 
+def chunk_rows(batch: int, chunks: int) -> list[tuple[int, int]]:
+    """(first row, rows) of each of `chunks` consecutive pieces of `batch` rows, split as the
+    fused loops split a batch among their threads (cpu/team.h's chunk_rows)."""
+    return [(batch * c // chunks, batch * (c + 1) // chunks - batch * c // chunks) for c in range(chunks)]
+
+
+def saved_by_chunk(names: tuple, tensors) -> list[dict]:
+    """What a forward returned for backward after its outputs, as a dict by name per batch chunk:
+    one, unless the fused loop ran the batch in chunks side by side (a small layer's training
+    forward, cpu/team.h's batch_chunks), which returns each chunk's tensors in turn."""
+    n = len(names)
+    return [dict(zip(names, tensors[i:i + n])) for i in range(0, len(tensors), n)]
+
+
+def join_chunks(parts: list[tuple], batch_dims: tuple) -> tuple:
+    """Several batch chunks' backward results as one: each part is (tensors..., grads dict); the
+    tensors join along their batch dimension (batch_dims, one per tensor), the gradients add up
+    name by name (None stays None)."""
+    joined = tuple(torch.cat([part[i] for part in parts], dim) for i, dim in enumerate(batch_dims))
+    grads = dict(parts[0][-1])
+    for part in parts[1:]:
+        for name, g in part[-1].items():
+            if g is not None:
+                grads[name] = grads[name] + g
+    return (*joined, grads)
+
+
 def gemm_over_steps(d: Tensor, v: Tensor) -> Tensor:
     """sum_t d_t^T v_t as one GEMM: d [T, B, M], v [T, B, N] -> [M, N] (a weight gradient)."""
     return d.reshape(-1, d.shape[-1]).t() @ v.reshape(-1, v.shape[-1])

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 from . import gru_steps
-from .bptt_util import gemm_over_steps, input_projection, linear, sum_rows
+from .bptt_util import (chunk_rows, gemm_over_steps, input_projection, join_chunks, linear, saved_by_chunk,
+                        sum_rows)
 from .weights import GRUWeights
 
 SAVED = ("gates", "gh_n", "h_prev", "h_in")
@@ -22,7 +23,8 @@ SAVED = ("gates", "gh_n", "h_prev", "h_in")
 def gru_forward(x, h0, w, activation, recurrent_activation,
                 recurrent_mask=None, keep_h=None, out_mask=None, store=True, steps=gru_steps, reversed=False,
                 out=None):
-    """x [T, B, I], h0 [B, H], w: GRUWeights. Returns (y [T, B, H], h_T, saved dict or None).
+    """x [T, B, I], h0 [B, H], w: GRUWeights. Returns (y [T, B, H], h_T, saved or None), saved a
+    list of dicts, one per batch chunk the fused loop ran side by side (as lstm_bptt.lstm_forward).
     reversed: over x from its last step to its first, y in x's order; out: where the loop may
     write y (as lstm_bptt.lstm_forward)."""
     if hasattr(steps, "forward_input_steps") and steps.input_fusion_fits(x, h0, w):
@@ -37,21 +39,36 @@ def gru_forward(x, h0, w, activation, recurrent_activation,
                                            keep_h, out_mask, activation, recurrent_activation, store)
         if reversed:
             y = y.flip(0)
-    return y, h, (dict(zip(SAVED, saved)) if store else None)
+    return y, h, (saved_by_chunk(SAVED, saved) if store else None)
 
 
 def gru_backward(dy, dh_T, x, w, saved, activation, recurrent_activation,
                  recurrent_mask=None, keep_h=None, out_mask=None, steps=gru_steps, reversed=False):
     """Returns (dx, dh0, grads) with grads a dict keyed by the GRUWeights fields (reversed: as
     lstm_bptt.lstm_backward)."""
-    T, B, _ = x.shape
-    args = (dy, dh_T.contiguous(), saved["gates"], saved["gh_n"], saved["h_prev"], w.w_hh, recurrent_mask, keep_h,
-            out_mask, activation, recurrent_activation)
+    masks = (recurrent_mask, keep_h, out_mask)
+    if len(saved) > 1:                      # the forward ran the batch in chunks: so does backward
+        flat = [chunk[k] for chunk in saved for k in SAVED]
+        outs = steps.backward_input_chunks(dy, dh_T.contiguous(), flat, w, *masks, activation,
+                                           recurrent_activation, x, reversed)
+        parts = [_after_loop(out, x.narrow(1, b0, n), w, s, reversed)
+                 for out, s, (b0, n) in zip(outs, saved, chunk_rows(x.shape[1], len(saved)))]
+        return join_chunks(parts, (1, -2))          # dx [T, B, I], dh0 [B, H]
+    s = saved[0]
+    args = (dy, dh_T.contiguous(), s["gates"], s["gh_n"], s["h_prev"], w.w_hh, *masks, activation,
+            recurrent_activation)
     if hasattr(steps, "backward_input_steps"):   # dx, dW_ih and dW_hh inside the loop, where it can
-        d_gx, d_gh, dh0, dx, dw_ih, dw_hh = steps.backward_input_steps(*args, x, w.w_ih, saved["h_in"], reversed)
+        out = steps.backward_input_steps(*args, x, w.w_ih, s["h_in"], reversed)
     else:                                    # plain loops: dy in the steps' order
-        args = (dy.flip(0) if reversed else dy, *args[1:])
-        (d_gx, d_gh, dh0), dx, dw_ih, dw_hh = steps.backward_steps(*args), None, None, None
+        out = steps.backward_steps(dy.flip(0) if reversed else dy, *args[1:]) + (None, None, None)
+    return _after_loop(out, x, w, s, reversed)
+
+
+def _after_loop(out, x, w, s, reversed):
+    """From what the backward loop returned (backward_input_steps' values) to (dx, dh0, grads):
+    what the loop left, one GEMM or reduction each. x and s, the saved dict, of the rows it ran."""
+    T, B, _ = x.shape
+    d_gx, d_gh, dh0, dx, dw_ih, dw_hh = out
     if reversed and (dx is None or dw_ih is None):
         x = x.flip(0)                       # what the steps read, for the GEMMs below
     if dx is None:
@@ -60,7 +77,7 @@ def gru_backward(dy, dh_T, x, w, saved, activation, recurrent_activation,
             dx = dx.flip(0)
     grads = dict(
         w_ih=gemm_over_steps(d_gx, x) if dw_ih is None else dw_ih,
-        w_hh=gemm_over_steps(d_gh, saved["h_in"]) if dw_hh is None else dw_hh,
+        w_hh=gemm_over_steps(d_gh, s["h_in"]) if dw_hh is None else dw_hh,
         b_ih=sum_rows(d_gx) if w.b_ih is not None else None,
         b_hh=sum_rows(d_gh) if w.b_hh is not None else None,
     )
@@ -79,7 +96,7 @@ class GRUFunction(torch.autograd.Function):
                                   reversed=reversed)
         ctx.config = config
         ctx.weight_present = [v is not None for v in weights]
-        ctx.save_for_backward(x, recurrent_mask, keep_h, out_mask, *weights, *(saved[k] for k in SAVED))
+        ctx.save_for_backward(x, recurrent_mask, keep_h, out_mask, *weights, *(c[k] for c in saved for k in SAVED))
         return y, h
 
     @staticmethod
@@ -88,7 +105,7 @@ class GRUFunction(torch.autograd.Function):
         x, recurrent_mask, keep_h, out_mask, *rest = ctx.saved_tensors
         n_w = len(GRUWeights._fields)
         w = GRUWeights(*rest[:n_w])
-        saved = dict(zip(SAVED, rest[n_w:]))
+        saved = saved_by_chunk(SAVED, rest[n_w:])
         act, ract, steps, reversed = (*ctx.config, False)[:4]
         dx, dh0, grads = gru_backward(dy.contiguous(), dh_T, x, w, saved, act, ract, recurrent_mask, keep_h,
                                       out_mask, steps=steps, reversed=reversed)

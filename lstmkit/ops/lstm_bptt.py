@@ -12,6 +12,10 @@ The work splits three ways:
                       (the fused team loops make dx, and at small sizes dW_ih and dW_hh, in
                       the backward loop itself: cpu/loop_gradients.h)
 
+A small layer's fused loops may run the batch in chunks, one thread each, forward and backward
+(cpu/team.h's batch_chunks): the forward then returns each chunk's saved tensors, the backward
+runs each chunk's loop on its rows and the chunks' gradients add up after.
+
 Masks arrive already combined by the dispatcher (ops/dispatch.py), so lengths and zoneout are
 one mechanism here:
 
@@ -25,7 +29,8 @@ from __future__ import annotations
 import torch
 
 from . import lstm_steps
-from .bptt_util import gemm_over_steps, input_projection, linear, sum_rows
+from .bptt_util import (chunk_rows, gemm_over_steps, input_projection, join_chunks, linear, saved_by_chunk,
+                        sum_rows)
 from .weights import LSTMWeights
 
 SAVED = ("gates", "c_prev", "c_new", "phic", "h_in", "h_core", "x_hat", "x_rstd", "h_hat", "h_rstd", "c_hat",
@@ -42,8 +47,9 @@ def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
     others run on flipped copies. out: a [T, B, P] tensor to write y into, where the loop can
     (the fused loops that make the input's product); y is out then, else a tensor of its own.
 
-    Returns (y [T, B, P], h_T, c_T, saved) where saved is a dict of what backward needs (None
-    when store is False: the inference path keeps nothing per step).
+    Returns (y [T, B, P], h_T, c_T, saved) where saved is what backward needs (None when store
+    is False: the inference path keeps nothing per step): a list of dicts by name, one per chunk
+    of the batch the fused loop ran side by side (one dict unless it split the batch).
     """
     layernorm = cell == "layernorm"
     if hasattr(steps, "forward_input_steps") and steps.input_fusion_fits(x, h0, w, cell):
@@ -67,32 +73,45 @@ def lstm_forward(x, h0, c0, w, cell, activation, recurrent_activation,
         if reversed:
             result = (result[0].flip(0), *result[1:])
     y, h, c = result[:3]
-    saved = dict(zip(SAVED, result[3:])) if store else None
+    saved = saved_by_chunk(SAVED, result[3:]) if store else None
     return y, h, c, saved
 
 
 def lstm_backward(dy, dh_T, dc_T, x, w, saved, cell, activation, recurrent_activation,
                   recurrent_mask=None, keep_h=None, keep_c=None, out_mask=None, steps=lstm_steps, reversed=False):
     """BPTT by hand. dy [T, B, P], dh_T [B, P], dc_T [B, H]; reversed as lstm_forward (dy and dx
-    in x's order).
+    in x's order); saved as lstm_forward returned it: where the forward ran the batch in chunks,
+    the backward runs in the same chunks side by side, and their results join after.
 
     Returns (dx, dh0, dc0, grads) with grads a dict keyed by the LSTMWeights fields.
     """
-    T, B, _ = x.shape
-    s = saved
+    masks = (recurrent_mask, keep_h, keep_c, out_mask)
+    if len(saved) > 1:                      # the forward ran the batch in chunks: so does backward
+        flat = [chunk[k] for chunk in saved for k in SAVED]
+        outs = steps.backward_input_chunks(dy, dh_T.contiguous(), dc_T.contiguous(), flat, w, *masks, cell,
+                                           activation, recurrent_activation, x, reversed)
+        parts = [_after_loop(out, x.narrow(1, b0, n), w, s, cell, reversed)
+                 for out, s, (b0, n) in zip(outs, saved, chunk_rows(x.shape[1], len(saved)))]
+        return join_chunks(parts, (1, -2, -2))      # dx [T, B, I], dh0, dc0 [B, *]
+    s = saved[0]
     args = (dy, dh_T.contiguous(), dc_T.contiguous(), s["gates"], s["c_prev"], s["c_new"], s["phic"],
             s["x_hat"], s["x_rstd"], s["h_hat"], s["h_rstd"], s["c_hat"], s["c_rstd"], w.w_hh, w.w_hr, w.w_peep,
-            w.ln_gain_ih, w.ln_gain_hh, w.ln_gain_c, recurrent_mask, keep_h, keep_c, out_mask,
-            cell, activation, recurrent_activation)
+            w.ln_gain_ih, w.ln_gain_hh, w.ln_gain_c, *masks, cell, activation, recurrent_activation)
     if hasattr(steps, "backward_input_steps"):   # dx, dW_ih and dW_hh inside the loop, where it can
         out = steps.backward_input_steps(*args, x, w.w_ih, s["h_in"], reversed)
     else:                                    # plain loops: dy in the steps' order
         out = steps.backward_steps(dy.flip(0) if reversed else dy, *args[1:]) + (None, None, None)
+    return _after_loop(out, x, w, s, cell, reversed)
+
+
+def _after_loop(out, x, w, s, cell, reversed):
+    """From what the backward loop returned (backward_input_steps' values) to (dx, dh0, dc0,
+    grads): what the loop left, one GEMM or reduction each over all steps. x [T, B, I] and s,
+    the saved dict, of the rows the loop ran."""
+    T, B, _ = x.shape
     d_pre, d_xw, d_hw, dh_new, d_c_norm, dh0, dc0, dx, dw_ih, dw_hh = out
     if reversed and (dx is None or dw_ih is None):
         x = x.flip(0)                       # what the steps read, for the GEMMs below
-
-    # After the loop: what the loop left, one GEMM or reduction each over all steps.
     layernorm = cell == "layernorm"
     G = d_pre.shape[-1]
     if not layernorm:
@@ -135,10 +154,11 @@ class LSTMFunction(torch.autograd.Function):
         y, h, c, saved = lstm_forward(x, h0, c0, w, cell, act, ract, recurrent_mask, keep_h, keep_c, out_mask,
                                       steps=steps, reversed=reversed)
         ctx.config = config
-        ctx.saved_names = [k for k, v in saved.items() if v is not None]
+        ctx.saved_names = [(c, k) for c, chunk in enumerate(saved) for k, v in chunk.items() if v is not None]
+        ctx.saved_chunks = len(saved)
         ctx.weight_present = [v is not None for v in weights]
         ctx.save_for_backward(x, recurrent_mask, keep_h, keep_c, out_mask, *weights,
-                              *(saved[k] for k in ctx.saved_names))
+                              *(saved[c][k] for c, k in ctx.saved_names))
         return y, h, c
 
     @staticmethod
@@ -147,8 +167,9 @@ class LSTMFunction(torch.autograd.Function):
         x, recurrent_mask, keep_h, keep_c, out_mask, *rest = ctx.saved_tensors
         n_w = len(LSTMWeights._fields)
         w = LSTMWeights(*rest[:n_w])
-        saved = dict.fromkeys(SAVED)
-        saved.update(zip(ctx.saved_names, rest[n_w:]))
+        saved = [dict.fromkeys(SAVED) for _ in range(ctx.saved_chunks)]
+        for (c, k), v in zip(ctx.saved_names, rest[n_w:]):
+            saved[c][k] = v
         cell, act, ract, steps, reversed = (*ctx.config, False)[:5]
         dx, dh0, dc0, grads = lstm_backward(dy.contiguous(), dh_T, dc_T, x, w, saved, cell, act, ract,
                                             recurrent_mask, keep_h, keep_c, out_mask, steps=steps,

@@ -182,6 +182,22 @@ class _LSTMSteps:
             reversed)
         return tuple(out) + (None,) * (10 - len(out))
 
+    @staticmethod
+    def backward_input_chunks(dy, dh_T, dc_T, saved, w, recurrent_mask, keep_h, keep_c, out_mask, cell, activation,
+                              recurrent_activation, x, reversed=False):
+        """backward_input_steps after a forward that ran the batch in chunks side by side: saved
+        holds each chunk's tensors in turn (lstm_bptt.SAVED's 12, None for absent ones), in row
+        order. Each chunk's loop runs alone on one thread, on its rows. Returns each chunk's
+        backward_input_steps values."""
+        T, B = x.shape[:2]
+        P, H = dh_T.shape[-1], dc_T.shape[-1]
+        out = load().lstm_backward_chunks(
+            _dense(dy), dh_T, dc_T, list(saved), w.w_hh.contiguous(),
+            _dense(w.w_peep), _dense(w.ln_gain_ih), _dense(w.ln_gain_hh), _dense(w.ln_gain_c),
+            _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H), _mask(out_mask, T, B, 1),
+            cell, activation, recurrent_activation, _last_dense(x), w.w_ih.contiguous(), reversed)
+        return [tuple(out[i:i + 10]) for i in range(0, len(out), 10)]
+
 
 class _GRUSteps:
     """gru_steps.forward_steps / backward_steps on the compiled module."""
@@ -228,6 +244,20 @@ class _GRUSteps:
                                         _mask(out_mask, T, B, 1), activation, recurrent_activation,
                                         _last_dense(x), _dense(w_ih), h_in, reversed)
         return tuple(out) + (None,) * (6 - len(out))
+
+    @staticmethod
+    def backward_input_chunks(dy, dh_T, saved, w, recurrent_mask, keep_h, out_mask, activation,
+                              recurrent_activation, x, reversed=False):
+        """backward_input_steps after a forward that ran the batch in chunks side by side (saved:
+        each chunk's 4 tensors in turn, gru_bptt.SAVED's, in row order); returns each chunk's
+        backward_input_steps values."""
+        T, B = x.shape[:2]
+        H = dh_T.shape[-1]
+        out = load().gru_backward_chunks(
+            _dense(dy), dh_T, list(saved), w.w_hh.contiguous(),
+            _rows(recurrent_mask, B, H), _mask(keep_h, T, B, H), _mask(out_mask, T, B, 1), activation,
+            recurrent_activation, _last_dense(x), w.w_ih.contiguous(), reversed)
+        return [tuple(out[i:i + 6]) for i in range(0, len(out), 6)]
 
 
 lstm_steps = _LSTMSteps()

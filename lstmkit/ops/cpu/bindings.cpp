@@ -19,6 +19,11 @@ std::vector<Tensor> lstm_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tenso
                                         OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                         OptTensor, std::string, std::string, std::string, OptTensor, OptTensor,
                                         OptTensor, bool);
+std::vector<Tensor> lstm_backward_chunks(OptTensor, Tensor, Tensor, std::vector<OptTensor>, Tensor, OptTensor,
+                                         OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
+                                         std::string, std::string, std::string, Tensor, Tensor, bool);
+std::vector<Tensor> gru_backward_chunks(OptTensor, Tensor, std::vector<Tensor>, Tensor, OptTensor, OptTensor,
+                                        OptTensor, std::string, std::string, Tensor, Tensor, bool);
 std::vector<Tensor> gru_forward_steps(Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                       std::string, std::string, bool);
 std::vector<Tensor> gru_forward_input_steps(Tensor, Tensor, OptTensor, Tensor, Tensor, OptTensor, OptTensor,
@@ -46,12 +51,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_backward_steps", &lstmkit::lstm_backward_steps,
         "the backward loop; given x, w_ih and h_in, the team loops also return dx, dW_ih and dW_hh "
         "made in it (where their tiles fit)");
+  m.def("lstm_backward_chunks", &lstmkit::lstm_backward_chunks,
+        "lstm_backward_steps after a forward that ran the batch in chunks: each chunk's results in turn");
   m.def("gru_forward_steps", &lstmkit::gru_forward_steps);
   m.def("gru_forward_input_steps", &lstmkit::gru_forward_input_steps,
         "gru_forward_steps with the input projection inside the loop");
   m.def("gru_backward_steps", &lstmkit::gru_backward_steps,
         "the backward loop; given x, w_ih and h_in, it also returns dx, dW_ih and dW_hh made in it "
         "(where their tiles fit)");
+  m.def("gru_backward_chunks", &lstmkit::gru_backward_chunks,
+        "gru_backward_steps after a forward that ran the batch in chunks: each chunk's results in turn");
   m.def("lstm_step", &lstmkit::lstm_step,
         "(cell, activation, recurrent_activation, x, h, c, *weights): one LSTM step, nothing stored: (h', c', output)");
   m.def("gru_step", &lstmkit::gru_step,

@@ -213,9 +213,9 @@ std::vector<Tensor> gru_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_i
                                out_mask, parse_act(act), parse_act(ract), store);
     };
     const int64_t weight_bytes = w_hh.size(0) * (x.size(2) + h0.size(-1)) * int64_t(sizeof(scalar_t));
-    const int chunks = store ? 1 : batch_chunks(x.size(1), weight_bytes);
+    const int chunks = batch_chunks(x.size(1), weight_bytes, store);
     if (chunks == 1) return run(x, out.value_or(Tensor()), h0, rmask, keep_h, out_mask);
-    return forward_in_batch_chunks(x, out, h0.size(-1), chunks, 1, [&](int64_t b0, int64_t n, const Tensor& y) {
+    return forward_in_batch_chunks(x, out, h0.size(-1), chunks, 1, store, [&](int64_t b0, int64_t n, const Tensor& y) {
       return run(x.narrow(1, b0, n), y, h0.narrow(-2, b0, n), rows_of(rmask, 0, b0, n), rows_of(keep_h, 1, b0, n),
                  rows_of(out_mask, 1, b0, n));
     });

@@ -93,6 +93,13 @@ struct LoopInputs {
   int64_t x_step(int64_t t) const { return reversed ? x.size(0) - 1 - t : t; }
 };
 
+// Rows [b0, b0 + n) of x [T, B, I] for a chunk's backward, copied unless they are x itself: the
+// in-loop weight-gradient sums read several steps' rows as one block only where they lie evenly
+// spaced (T=50 B=32 H=128 in two chunks: the backward took 1.2x as long on the rows in place).
+inline Tensor rows_for_sums(const Tensor& x, int64_t b0, int64_t n) {
+  return n == x.size(1) ? x : x.narrow(1, b0, n).contiguous();
+}
+
 // The LoopInputs of a backward entry point's optional arguments, checked against the saved gates
 // [T, B, G]; without the tensors (the caller's GEMMs after the loop) when x is not given or x or
 // W_ih is not in the gates' dtype (a bfloat16 weight).

@@ -46,8 +46,8 @@ inline void prefetch_units(const T* step, int64_t B, int64_t G, int64_t H, int64
   }
 }
 
-// Inference can also split the batch instead of the units: each thread runs the whole loop
-// alone for its own rows, with all the weights, and meets no barrier. That pays where the
+// A small layer can also split the batch instead of the units: each thread runs the whole
+// loop alone for its own rows, with all the weights, and meets no barrier. That pays where the
 // weights stay in a core's L2 cache and the per-step barriers (and, for the layer norm, the
 // cross-thread row sums) weigh against the products. Measured, layernorm inference, batch
 // split against unit split: 0.85-0.88 at H=64-128 (weights up to 512 KiB), 0.94-0.95 at H=256
@@ -57,26 +57,43 @@ inline void prefetch_units(const T* step, int64_t B, int64_t G, int64_t H, int64
 constexpr int64_t kSplitAnyBatchBytes = int64_t(640) << 10;
 constexpr int64_t kSplitLargeBatchBytes = int64_t(3) << 20;
 constexpr int64_t kSplitLargeBatchRows = 32;
+// Training splits only with this many rows a thread or more: each chunk's backward then sums
+// whole weight gradients for its rows, and a few rows a step make poor use of them. It pays for
+// the loops with several barriers a step. Measured, training (forward + backward) in chunks
+// against the unit split, paired in one process, T=50 B=32 unless said: layernorm 0.62-0.91 at
+// H=128, 0.92-0.95 at H=64, 0.99 at T=100 B=64 H=256, 0.95 for the 2-layer bidirectional H=256;
+// GRU 0.98-1.00 in five runs of seven at H=128 (1.04 and 1.06 in two), 0.90-0.98 at T=100 B=64
+// H=256, 1.00 bidirectional; the vanilla cell 1.01-1.03 and the peephole cell 0.99-1.01, which
+// keep the unit split (one barrier a step).
+constexpr int64_t kSplitTrainingRows = 16;
 
 // How many chunks of the batch to run side by side (at most one per thread), or 1: the units
-// are split instead. weight_bytes: W_ih and W_hh together.
-inline int batch_chunks(int64_t B, int64_t weight_bytes) {
+// are split instead. weight_bytes: W_ih and W_hh together; store: a training forward.
+inline int batch_chunks(int64_t B, int64_t weight_bytes, bool store) {
   const int pool = at::get_num_threads();
   if (pool < 2 || omp_in_parallel() || weight_bytes > kSplitLargeBatchBytes) return 1;
-  const int64_t rows = weight_bytes <= kSplitAnyBatchBytes ? kPanelRows : kSplitLargeBatchRows;
+  int64_t rows = weight_bytes <= kSplitAnyBatchBytes ? kPanelRows : kSplitLargeBatchRows;
+  if (store) rows = std::max(rows, kSplitTrainingRows);
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pool, B / rows)));
 }
 
-// run(b0, n) for `chunks` consecutive pieces of the B rows, one thread each; its results in
-// the chunks' order. An exception inside is rethrown here (it may not leave the region).
+// Rows [b0, b0 + n) of chunk c of `chunks` over B rows; the Python side (bptt_util.py's
+// batch_chunk_rows) splits the same way.
+inline std::pair<int64_t, int64_t> chunk_rows(int64_t B, int chunks, int c) {
+  const int64_t b0 = B * c / chunks;
+  return {b0, B * (c + 1) / chunks - b0};
+}
+
+// run(c, b0, n) for the `chunks` pieces of the B rows (chunk_rows), one thread each; its
+// results in the chunks' order. An exception inside is rethrown here (it may not leave the region).
 template <typename Run> std::vector<std::vector<Tensor>> in_batch_chunks(int64_t B, int chunks, const Run& run) {
   std::vector<std::vector<Tensor>> parts(chunks);
   std::exception_ptr error;
 #pragma omp parallel for num_threads(chunks) schedule(static, 1)
   for (int c = 0; c < chunks; ++c) {
     try {
-      const int64_t b0 = B * c / chunks;
-      parts[c] = run(b0, B * (c + 1) / chunks - b0);
+      const auto [b0, n] = chunk_rows(B, chunks, c);
+      parts[c] = run(c, b0, n);
     } catch (...) {
 #pragma omp critical
       error = std::current_exception();
@@ -92,23 +109,40 @@ inline OptTensor rows_of(const OptTensor& t, int64_t dim, int64_t b0, int64_t n)
   return t->narrow(dim, b0, n);
 }
 
-// An inference forward over x [T, B, I] in batch chunks: run(b0, n, y_rows) runs rows
-// [b0, b0 + n) alone, writing y_rows (those rows of y: of out, where given), and returns the
-// loop's results (y, then `states` final states [.., n, N], then nothing saved). Returns them
-// for the whole batch.
+// A forward over x [T, B, I] in batch chunks: run(b0, n, y_rows) runs rows [b0, b0 + n) alone,
+// writing y_rows (those rows of y: of out, where given), and returns the loop's results (y,
+// then `states` final states [.., n, N], then what it saved for backward). Returns y and the
+// states for the whole batch, then each chunk's saved tensors in turn (with store; without,
+// the undefined ones of one chunk): the backward runs in the same chunks.
 template <typename Run>
 std::vector<Tensor> forward_in_batch_chunks(const Tensor& x, const OptTensor& out, int64_t P, int chunks, int states,
-                                            const Run& run) {
+                                            bool store, const Run& run) {
   const int64_t B = x.size(1);
   Tensor y = out && out->defined() ? *out : at::empty({x.size(0), B, P}, x.options());
-  auto parts = in_batch_chunks(B, chunks, [&](int64_t b0, int64_t n) { return run(b0, n, y.narrow(1, b0, n)); });
+  auto parts = in_batch_chunks(B, chunks, [&](int, int64_t b0, int64_t n) { return run(b0, n, y.narrow(1, b0, n)); });
   std::vector<Tensor> result{y};
   for (int s = 1; s <= states; ++s) {
     std::vector<Tensor> pieces;
     for (const auto& part : parts) pieces.push_back(part[s]);
     result.push_back(at::cat(pieces, -2));
   }
-  result.resize(parts[0].size());
+  for (const auto& part : parts) {
+    result.insert(result.end(), part.begin() + 1 + states, part.end());
+    if (!store) break;
+  }
+  return result;
+}
+
+// A backward in the chunks its forward ran in: run(c, b0, n) runs chunk c's rows alone and
+// returns its results; they come back one chunk after another, each padded with undefined
+// tensors to `width`.
+template <typename Run> std::vector<Tensor> backward_in_batch_chunks(int64_t B, int chunks, size_t width, const Run& run) {
+  auto parts = in_batch_chunks(B, chunks, run);
+  std::vector<Tensor> result;
+  for (auto& part : parts) {
+    part.resize(width);
+    result.insert(result.end(), part.begin(), part.end());
+  }
   return result;
 }
 
