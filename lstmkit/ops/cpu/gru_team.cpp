@@ -31,7 +31,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   Slots<T> gh(1, B, G, opts), gh_n_all(store ? steps : 1, B, H, opts), h_in_all;
   const T* rm = ptr_or_null<T>(rmask);
   if (rm) h_in_all = Slots<T>(store ? steps : 2, B, H, opts);
-  Tensor panels = at::empty({blocks * H * kGates * L}, opts);
+  Tensor panels = pooled_empty<T>({blocks * H * kGates * L}, opts);
   T* pan = panels.data_ptr<T>();
   const T* w = w_hh.data_ptr<T>();
   const GruForward<T> base{G, H, act, ract, ptr_or_null<T>(b_hh), rm, Mask<T>(keep_h_t), Mask<T>(out_mask_t)};
@@ -118,10 +118,10 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   // GradientTiles reads whole vectors of both
   Tensor d_gx = padded_steps<T>(steps, B, G, opts), d_gh = padded_steps<T>(steps, B, G, opts);
   Tensor dh = dh_T.clone();
-  Tensor panels = at::empty({blocks * G * L}, opts);
+  Tensor panels = pooled_empty<T>({blocks * G * L}, opts);
   const Team team = team_size(blocks, B * G * H);
   LoopGradients<T> grads(inputs, G, team.workers, opts);
-  Tensor a_pack = at::empty({team.threads, B, G}, opts);
+  Tensor a_pack = pooled_empty<T>({team.threads, B, G}, opts);
   T* pan = panels.data_ptr<T>();
   const T* w = w_hh.data_ptr<T>();
   const T* rm = ptr_or_null<T>(rmask);

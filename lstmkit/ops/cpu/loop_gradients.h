@@ -148,7 +148,7 @@ template <typename T> class LoopGradients {
         present_(in.present() && G * (I_ + P_) * int64_t(sizeof(T)) / workers <= kLoopGradientBytes) {
     if (!present_) return;
     dx = at::empty({in.x.size(0), in.x.size(1), I_}, opts);
-    panels_ = at::empty({input_blocks_ * G * L}, opts);
+    panels_ = pooled_empty<T>({input_blocks_ * G * L}, opts);
     dw_ih = at::empty({G, I_}, opts);
     dw_hh = at::empty({G, P_}, opts);
   }

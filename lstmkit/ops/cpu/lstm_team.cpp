@@ -43,7 +43,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   Slots<T> phic_all(n, B, H, opts), c_new_all(peep && store ? steps : 1, B, H, opts), h_in_all;
   const T* rm = ptr_or_null<T>(rmask);
   if (rm) h_in_all = Slots<T>(store ? steps : 2, B, P, opts);   // the next step's input is written
-  Tensor panels = at::empty({blocks * P * gates * L}, opts);     // while the current one is read
+  Tensor panels = pooled_empty<T>({blocks * P * gates * L}, opts);     // while the current one is read
   T* pan = panels.data_ptr<T>();
   const T* w = w_hh.data_ptr<T>();
   const CellForward<T> base{G, H, P, cell, act, ract, /*proj=*/false, ptr_or_null<T>(w_peep), nullptr, nullptr,
@@ -132,10 +132,10 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   Tensor d_pre = padded_steps<T>(steps, B, G, opts);   // GradientTiles reads whole vectors
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts), dphi = at::empty({B, H}, opts);
-  Tensor panels = at::empty({blocks * G * L}, opts);
+  Tensor panels = pooled_empty<T>({blocks * G * L}, opts);
   const Team team = team_size(blocks, B * G * P);
   LoopGradients<T> grads(inputs, G, team.workers, opts);
-  Tensor a_pack = at::empty({team.threads, B, G}, opts);
+  Tensor a_pack = pooled_empty<T>({team.threads, B, G}, opts);
   const Mask<T> keep_h(keep_h_t), keep_c(keep_c_t), out_mask(out_mask_t);
   const ActiveRows active = active_rows<T>(steps, B, out_mask, {{&keep_h, P}, {&keep_c, H}});
   T* pan = panels.data_ptr<T>();

@@ -76,7 +76,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   Slots<T> x_rstd_all(steps, B, 1, opts), h_rstd_all(steps, B, 1, opts), c_rstd_all(steps, B, 1, opts);
   const T* rm = ptr_or_null<T>(rmask);
   if (rm) h_in_all = Slots<T>(store ? steps : 2, B, P, opts);
-  Tensor panels = at::empty({blocks * P * kGates * L}, opts);
+  Tensor panels = pooled_empty<T>({blocks * P * kGates * L}, opts);
   T* pan = panels.data_ptr<T>();
   const T* w = w_hh.data_ptr<T>();
   const Team team = team_size(blocks, B * G * P);
@@ -258,7 +258,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   Tensor d_c_norm = pooled_buffer<T>(steps * B * H, opts).view({steps, B, H});
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts);
-  Tensor panels = at::empty({blocks * G * L}, opts);
+  Tensor panels = pooled_empty<T>({blocks * G * L}, opts);
   const Team team = team_size(blocks, B * G * P);
   LoopGradients<T> grads(inputs, G, team.workers, opts);
   const bool in_loop = grads.present();     // the input's norm too, step by step
@@ -268,7 +268,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   // buffers to fault in; otherwise every step, for the GEMMs after the loop.
   const int64_t ring = in_loop ? std::min(steps, grads.steps_per_sum()) : steps;
   Tensor d_hw = padded_steps<T>(ring, B, G, opts), d_xw = padded_steps<T>(ring, B, G, opts);
-  Tensor a_pack = at::empty({team.threads, B, G}, opts);
+  Tensor a_pack = pooled_empty<T>({team.threads, B, G}, opts);
   using Sums = std::pair<double, double>;            // [thread][row], one buffer per norm (see forward)
   std::vector<Sums> partial_c(size_t(team.threads) * B), partial_h(size_t(team.threads) * B),
       partial_x(in_loop ? size_t(team.threads) * B : 0);

@@ -34,10 +34,10 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   const T* rm = ptr_or_null<T>(rmask);
   if (rm) h_in_all = Slots<T>(store ? steps : 2, B, P, opts);
   const Tensor w_hr_t = w_hr.t().contiguous();   // [H, P]: the projection's columns are outputs
-  Tensor gate_panels = at::empty({unit_blocks * P * gates * L}, opts);
-  Tensor out_panels = at::empty({out_blocks * H * L}, opts);
+  Tensor gate_panels = pooled_empty<T>({unit_blocks * P * gates * L}, opts);
+  Tensor out_panels = pooled_empty<T>({out_blocks * H * L}, opts);
   const Team team = team_size(unit_blocks, B * G * P);
-  Tensor a_pack = at::empty({team.threads, B, H}, opts);
+  Tensor a_pack = pooled_empty<T>({team.threads, B, H}, opts);
   T *gp = gate_panels.data_ptr<T>(), *op = out_panels.data_ptr<T>(), *xw_p = xw.data_ptr<T>();
   const CellForward<T> base{G, H, P, cell, act, ract, /*proj=*/true, ptr_or_null<T>(w_peep), nullptr, nullptr,
                             rm, Mask<T>(keep_h_t), Mask<T>(keep_c_t), Mask<T>(out_mask_t)};
@@ -124,12 +124,12 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = phic.size(2), P = dh_T.size(1);
   const int64_t unit_blocks = (H + L - 1) / L, out_blocks = (P + L - 1) / L;
   auto opts = gates.options();
-  Tensor d_pre = at::empty({steps, B, G}, opts), dh_new_all = at::empty({steps, B, P}, opts);
+  Tensor d_pre = pooled_empty<T>({steps, B, G}, opts), dh_new_all = pooled_empty<T>({steps, B, P}, opts);
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts), dphi = at::empty({B, H}, opts);
-  Tensor hh_panels = at::empty({out_blocks * G * L}, opts), hr_panels = at::empty({unit_blocks * P * L}, opts);
+  Tensor hh_panels = pooled_empty<T>({out_blocks * G * L}, opts), hr_panels = pooled_empty<T>({unit_blocks * P * L}, opts);
   const Team team = team_size(unit_blocks, B * G * P);
-  Tensor a_pack = at::empty({team.threads, B, std::max(G, P)}, opts);
+  Tensor a_pack = pooled_empty<T>({team.threads, B, std::max(G, P)}, opts);
   const T* rm = ptr_or_null<T>(rmask);
   T *dh_p = dh.data_ptr<T>(), *hhp = hh_panels.data_ptr<T>(), *hrp = hr_panels.data_ptr<T>();
   CellBackward<T> base{B, G, H, P, cell, act, ract, ptr_or_null<T>(w_peep), nullptr, ptr_or_null<T>(dy_t),

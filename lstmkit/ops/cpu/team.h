@@ -265,7 +265,8 @@ template <typename T> class InputSide {
         buffer_(fused_ ? pooled_buffer<T>((store ? in.x.size(0) : 1) * in.x.size(1) * gates * H, opts)
                              .view({store ? in.x.size(0) : 1, in.x.size(1), gates * H})
                        : in.xw),
-        panels_(fused_ ? at::empty({(H + Simd<T>::lanes - 1) / Simd<T>::lanes * I_ * gates * Simd<T>::lanes}, opts)
+        panels_(fused_ ? pooled_empty<T>({(H + Simd<T>::lanes - 1) / Simd<T>::lanes * I_ * gates * Simd<T>::lanes},
+                                         opts)
                        : Tensor()) {}
 
   bool fused() const { return fused_; }
