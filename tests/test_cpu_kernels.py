@@ -741,15 +741,14 @@ def test_inference_split_by_rows_equals_one_thread(cell, order, B):
 
 
 @pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
-@pytest.mark.parametrize("cell", ["layernorm", "gru", "vanilla"])
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "gru"])
 @pytest.mark.parametrize("order", ["forward", "reversed", "lengths"])
 @pytest.mark.parametrize("threads", [2, 3])
 def test_training_split_by_rows_equals_one_thread(cell, order, threads):
-    """Training of a small layernorm or GRU layer runs each thread's rows of the batch alone,
-    forward and backward (team.h's batch_chunks, 16 rows a thread or more); the vanilla cell
-    keeps the unit split. Outputs, final states and every gradient equal the same op on one
-    thread, with recurrent dropout, zoneout, lengths or reversed input; the forward's saved
-    tensors come in one part per chunk."""
+    """Training of a small layer runs each thread's rows of the batch alone, forward and
+    backward (team.h's batch_chunks, 16 rows a thread or more). Outputs, final states and every
+    gradient equal the same op on one thread, with recurrent dropout, zoneout, lengths or
+    reversed input; the forward's saved tensors come in one part per chunk."""
     g = torch.Generator().manual_seed(12)
     T, B, I, H, dtype = 11, 53, 10, 24, torch.float64
     gru = cell == "gru"
@@ -784,7 +783,7 @@ def test_training_split_by_rows_equals_one_thread(cell, order, threads):
             with torch.no_grad():
                 saved = (gru_forward(x, h0, w, "tanh", "sigmoid", steps=steps)[2] if gru else
                          lstm_forward(x, h0, c0, w, cell, "tanh", "sigmoid", steps=steps)[3])
-            assert len(saved) == (1 if n == 1 or cell == "vanilla" else n)
+            assert len(saved) == n
     finally:
         torch.set_num_threads(before)
     for a, b in zip(*runs):

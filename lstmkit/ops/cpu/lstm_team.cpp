@@ -226,8 +226,7 @@ std::vector<Tensor> lstm_team_forward_from_input(Tensor x, Tensor w_ih, OptTenso
       return forward<scalar_t>(GateInput{Tensor(), x, w_ih, bias.value_or(Tensor()), reversed, y}, h0, c0, w_hh,
                                w_peep, rmask, keep_h, keep_c, out_mask, cell, act, ract, store);
     };
-    return lstm_forward_by_rows<scalar_t>(x, w_hh, h0, c0, out, rmask, keep_h, keep_c, out_mask, store,
-                                          /*split_training=*/false, run);
+    return lstm_forward_by_rows<scalar_t>(x, w_hh, h0, c0, out, rmask, keep_h, keep_c, out_mask, store, run);
   });
 }
 

@@ -410,8 +410,7 @@ std::vector<Tensor> lstm_team_ln_forward_from_input(Tensor x, Tensor w_ih, Tenso
                                *gain_ih, *gain_hh, *gain_c, *bias_c, rmask, keep_h, keep_c, out_mask, act, ract,
                                store);
     };
-    return lstm_forward_by_rows<scalar_t>(x, w_hh, h0, c0, out, rmask, keep_h, keep_c, out_mask, store,
-                                          /*split_training=*/true, run);
+    return lstm_forward_by_rows<scalar_t>(x, w_hh, h0, c0, out, rmask, keep_h, keep_c, out_mask, store, run);
   });
 }
 

@@ -58,13 +58,15 @@ constexpr int64_t kSplitAnyBatchBytes = int64_t(640) << 10;
 constexpr int64_t kSplitLargeBatchBytes = int64_t(3) << 20;
 constexpr int64_t kSplitLargeBatchRows = 32;
 // Training splits only with this many rows a thread or more: each chunk's backward then sums
-// whole weight gradients for its rows, and a few rows a step make poor use of them. It pays for
-// the loops with several barriers a step. Measured, training (forward + backward) in chunks
-// against the unit split, paired in one process, T=50 B=32 unless said: layernorm 0.62-0.91 at
-// H=128, 0.92-0.95 at H=64, 0.99 at T=100 B=64 H=256, 0.95 for the 2-layer bidirectional H=256;
-// GRU 0.98-1.00 in five runs of seven at H=128 (1.04 and 1.06 in two), 0.90-0.98 at T=100 B=64
-// H=256, 1.00 bidirectional; the vanilla cell 1.01-1.03 and the peephole cell 0.99-1.01, which
-// keep the unit split (one barrier a step).
+// whole weight gradients for its rows, and a few rows a step make poor use of them. Measured,
+// training (forward + backward) in chunks against the unit split, paired in one process,
+// T=50 B=32 unless said: layernorm 0.62-0.91 at H=128, 0.92-0.95 at H=64, 0.99 at T=100 B=64
+// H=256, 0.95 for the 2-layer bidirectional H=256; GRU 0.98-1.00 in five runs of seven at
+// H=128 (1.04 and 1.06 in two), 0.90-0.98 at T=100 B=64 H=256. The cells with one barrier a
+// step gain least: vanilla and peephole 0.99-1.03 in calm runs. But the machine's slow spells
+// (README, Speed) stretch every barrier: in one, vanilla took 0.78 at T=50 and 0.89 at H=256,
+// the 2-layer bidirectional peephole 0.92, and full runs found the unit split's T=50 training
+// 40 % slower than in calm ones, the split layernorm cell's 8 %.
 constexpr int64_t kSplitTrainingRows = 16;
 
 // How many chunks of the batch to run side by side (at most one per thread), or 1: the units
