@@ -700,22 +700,27 @@ def test_writing_into_out_equals_a_fresh_output(cell, order, dtype, grad):
 
 
 @pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
-@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "gru"])
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "projection", "gru"])
 @pytest.mark.parametrize("order", ["forward", "reversed", "lengths"])
 @pytest.mark.parametrize("B", [12, 29])
 def test_inference_split_by_rows_equals_one_thread(cell, order, B):
     """A small layer's inference runs each thread's rows of the batch alone (team.h's
     batch_chunks; sizes here small enough for it): outputs and final states equal the same op on
     one thread, with recurrent dropout, zoneout, lengths or reversed input, written into a half
-    of a wider buffer."""
+    of a wider buffer. The projection cell (P=10 outputs of H=24) reads the input's projection
+    made before the loop."""
     g = torch.Generator().manual_seed(11)
     T, I, H, dtype = 13, 10, 24, torch.float64
     gru = cell == "gru"
-    w = random_gru_weights(I, H, True, dtype, g) if gru else random_lstm_weights(cell, I, H, 0, True, dtype, g)
+    proj = 10 if cell == "projection" else 0
+    P = proj or H
+    w = (random_gru_weights(I, H, True, dtype, g) if gru else
+         random_lstm_weights("vanilla" if proj else cell, I, H, proj, True, dtype, g))
+    cell = "vanilla" if proj else cell
     x = torch.randn(T, B, I, dtype=dtype, generator=g)
-    h0, c0 = torch.randn(B, H, dtype=dtype, generator=g), torch.randn(B, H, dtype=dtype, generator=g)
-    options = dict(recurrent_mask=(torch.rand(B, H, generator=g) > 0.3).to(dtype) / 0.7,
-                   zoneout_h=(torch.rand(T, B, H, generator=g) < 0.3).to(dtype))
+    h0, c0 = torch.randn(B, P, dtype=dtype, generator=g), torch.randn(B, H, dtype=dtype, generator=g)
+    options = dict(recurrent_mask=(torch.rand(B, P, generator=g) > 0.3).to(dtype) / 0.7,
+                   zoneout_h=(torch.rand(T, B, P, generator=g) < 0.3).to(dtype))
     if not gru:
         options["zoneout_c"] = (torch.rand(T, B, H, generator=g) < 0.3).to(dtype)
     if order == "lengths":
@@ -726,13 +731,13 @@ def test_inference_split_by_rows_equals_one_thread(cell, order, B):
     try:
         for threads in (2, 1):
             torch.set_num_threads(threads)
-            out = torch.full((T, B, 2 * H), float("nan"), dtype=dtype)
+            out = torch.full((T, B, 2 * P), float("nan"), dtype=dtype)
             with torch.no_grad():
                 if gru:
-                    y, h = ops.gru(x, h0, w, out=out[..., H:], **options)
+                    y, h = ops.gru(x, h0, w, out=out[..., P:], **options)
                     runs.append([out, h])
                 else:
-                    y, (h, c) = ops.lstm(x, h0, c0, w, cell=cell, out=out[..., H:], **options)
+                    y, (h, c) = ops.lstm(x, h0, c0, w, cell=cell, out=out[..., P:], **options)
                     runs.append([out, h, c])
     finally:
         torch.set_num_threads(before)

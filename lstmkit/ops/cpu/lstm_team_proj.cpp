@@ -15,11 +15,13 @@ namespace {
 
 Tensor none() { return Tensor(); }
 
+// xw [T, B, G]: the steps by their stride (a batch chunk's rows of a larger one), each step's
+// rows G apart. y_out, where defined: where y goes ([T, B, P] rows by its strides).
 template <typename T>
 std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const Tensor& w_hr,
                             const OptTensor& w_peep, const OptTensor& rmask, const OptTensor& keep_h_t,
                             const OptTensor& keep_c_t, const OptTensor& out_mask_t, Cell cell, Act act, Act ract,
-                            bool store) {
+                            bool store, const Tensor& y_out) {
   constexpr int64_t L = Simd<T>::lanes;
   const int64_t steps = xw.size(0), B = xw.size(1), G = xw.size(2), H = c0.size(-1), P = h0.size(-1);
   const int64_t gates = G / H, unit_blocks = (H + L - 1) / L, out_blocks = (P + L - 1) / L;
@@ -28,7 +30,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
   const int64_t n = store ? steps : 1;
 
   const LstmStates<T> states(h0, c0, steps, store);
-  Tensor y = at::empty({steps, B, P}, opts);
+  Tensor y = y_out.defined() ? y_out : at::empty({steps, B, P}, opts);
   Slots<T> phic_all(n, B, H, opts), c_new_all(peep && store ? steps : 1, B, H, opts), h_core_all(n, B, H, opts);
   Slots<T> h_in_all;
   const T* rm = ptr_or_null<T>(rmask);
@@ -60,7 +62,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
     for (int64_t t = 0; t < steps; ++t) {
       const int64_t at_t = store ? t : 0;
       states.point(cf, t);
-      cf.a = xw_p + t * B * G;
+      cf.a = xw_p + t * xw.stride(0);
       cf.c_new = c_new_all[peep && store ? t : 0];
       cf.phic = phic_all[at_t];
       cf.h_core = h_core_all[at_t];
@@ -68,7 +70,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
       cf.y_row = y.stride(1);
       const T* src = rm ? h_in_all[states.slot(t)] : cf.h;
       T* h_in_next = rm && t + 1 < steps ? h_in_all[states.slot(t + 1)] : nullptr;
-      if (t + 1 < steps) prefetch_units(xw_p + (t + 1) * B * G, B, G, H, gates, u0, nu);
+      if (t + 1 < steps) prefetch_units(xw_p + (t + 1) * xw.stride(0), B, G, H, gates, u0, nu);
       // Own units: gates, cells and h_core.
       for (int64_t r0 = 0; r0 < B; r0 += kPanelRows) {
         const int64_t rows = std::min(kPanelRows, B - r0);
@@ -100,7 +102,7 @@ std::vector<Tensor> forward(Tensor xw, const Tensor& h0, const Tensor& c0, const
             const T k = cf.keep_h.present() ? cf.keep_h.at(t, b, j) : T(0);
             const T hv = k * cf.h[o] + (T(1) - k) * cf.h_next[o];
             cf.h_next[o] = hv;
-            cf.y[o] = hv * om;
+            cf.y[b * cf.y_row + j] = hv * om;
             if (h_in_next) h_in_next[o] = hv * rm[o];
           }
         }
@@ -178,8 +180,21 @@ std::vector<Tensor> lstm_team_proj_forward(Tensor xw, Tensor h0, Tensor c0, Tens
                                            OptTensor w_peep, OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
                                            OptTensor out_mask, Cell cell, Act act, Act ract, bool store) {
   return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_team_proj_forward", [&] {
-    return forward<scalar_t>(xw, h0, c0, w_hh, w_hr, w_peep, rmask, keep_h, keep_c, out_mask, cell, act, ract,
-                             store);
+    // Inference of a small layer splits the batch among the threads (team.h's batch_chunks).
+    // Training keeps the unit split: its backward leaves dx and the weight gradients to GEMMs
+    // over the whole batch after the loop.
+    const int64_t weight_bytes = (w_hh.numel() + w_hr.numel()) * int64_t(sizeof(scalar_t));
+    const int chunks = store ? 1 : batch_chunks(xw.size(1), weight_bytes, store);
+    if (chunks == 1) {
+      return forward<scalar_t>(xw, h0, c0, w_hh, w_hr, w_peep, rmask, keep_h, keep_c, out_mask, cell, act, ract,
+                               store, Tensor());
+    }
+    return forward_in_batch_chunks(xw, OptTensor(), h0.size(-1), chunks, 2, store,
+                                   [&](int64_t b0, int64_t n, const Tensor& y) {
+      return forward<scalar_t>(xw.narrow(1, b0, n), h0.narrow(-2, b0, n), c0.narrow(-2, b0, n), w_hh, w_hr, w_peep,
+                               rows_of(rmask, 0, b0, n), rows_of(keep_h, 1, b0, n), rows_of(keep_c, 1, b0, n),
+                               rows_of(out_mask, 1, b0, n), cell, act, ract, store, y);
+    });
   });
 }
 
