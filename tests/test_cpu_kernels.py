@@ -555,8 +555,9 @@ class _GRUGradientsAfterTheLoop:
 def test_gradients_made_inside_the_backward_loop_equal_the_gemms_after_it(cell, threads, ragged, large):
     """While their weight-gradient tiles fit a core's cache, the backward team loops make
     dx_t = d_t W_ih beside dh_{t-1}, and dW_ih and dW_hh (the layernorm loop also the input
-    norm's gradient d_t, step by step): against the same backward with those as GEMMs over all
-    steps after the loop, to rounding (float64). The weight gradients are summed 28 steps at a
+    norm's gradient d_t, step by step, and the bias and gain gradients as column sums): against
+    the same backward with those as GEMMs and reductions over all steps after the loop, to
+    rounding (float64). The weight gradients are summed 28 steps at a
     time here (256 rows), the first sum over the last 12 steps; x is a batch_first view (read
     step by step) when rows end early, else contiguous. The sizes are not whole vector blocks.
     `large` layers (tiles past 4 MiB a thread) leave all three to the GEMMs."""
@@ -592,7 +593,10 @@ def test_gradients_made_inside_the_backward_loop_equal_the_gemms_after_it(cell, 
             made = cpu.lstm_steps.backward_input_steps(
                 dy, dh, dc, s["gates"], s["c_prev"], s["c_new"], s["phic"], s["x_hat"], s["x_rstd"], s["h_hat"],
                 s["h_rstd"], s["c_hat"], s["c_rstd"], w.w_hh, None, w.w_peep, w.ln_gain_ih, w.ln_gain_hh,
-                w.ln_gain_c, rmask, keep_h, keep_c, out_mask, cell, "tanh", "sigmoid", x, w.w_ih, s["h_in"])[-3:]
+                w.ln_gain_c, rmask, keep_h, keep_c, out_mask, cell, "tanh", "sigmoid", x, w.w_ih, s["h_in"])
+            made, sums = made[7:10], made[10:]
+            # the layernorm loop also sums the bias and gain gradients where it makes the weights'
+            assert [v is not None for v in sums] == [cell == "layernorm" and not large] * 5
             runs = [lstm_backward(dy, dh, dc, x, w, saved, cell, "tanh", "sigmoid", rmask, keep_h, keep_c,
                                   out_mask, steps=steps) for steps in (cpu.lstm_steps, _GradientsAfterTheLoop)]
             runs = [(dx, grads) for dx, _, _, grads in runs]
@@ -600,8 +604,10 @@ def test_gradients_made_inside_the_backward_loop_equal_the_gemms_after_it(cell, 
         torch.set_num_threads(before)
     assert [m is not None for m in made] == [not large] * 3    # whether the loop made them
     torch.testing.assert_close(runs[0][0], runs[1][0], atol=1e-12, rtol=1e-12, msg="dx")
-    for name in ("w_ih", "w_hh"):      # sums of 360 rows, summed in another order: relative rounding
-        torch.testing.assert_close(runs[0][1][name], runs[1][1][name], atol=1e-12, rtol=1e-12, msg=name)
+    assert runs[0][1].keys() == runs[1][1].keys()
+    for name in runs[0][1]:            # sums of 360 rows, summed in another order: relative rounding
+        if runs[0][1][name] is not None:
+            torch.testing.assert_close(runs[0][1][name], runs[1][1][name], atol=1e-12, rtol=1e-12, msg=name)
 
 
 @pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "gru", "projection"])

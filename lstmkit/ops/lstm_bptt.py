@@ -109,19 +109,22 @@ def _after_loop(out, x, w, s, cell, reversed):
     grads): what the loop left, one GEMM or reduction each over all steps. x [T, B, I] and s,
     the saved dict, of the rows the loop ran."""
     T, B, _ = x.shape
-    d_pre, d_xw, d_hw, dh_new, d_c_norm, dh0, dc0, dx, dw_ih, dw_hh = out
+    d_pre, d_xw, d_hw, dh_new, d_c_norm, dh0, dc0, dx, dw_ih, dw_hh, *column_sums = out
     if reversed and (dx is None or dw_ih is None):
         x = x.flip(0)                       # what the steps read, for the GEMMs below
     layernorm = cell == "layernorm"
-    G = d_pre.shape[-1]
     if not layernorm:
         d_xw = d_pre
     if dx is None:
-        dx = linear(d_xw.reshape(T * B, G), w.w_ih.t()).reshape(T, B, -1)
+        dx = linear(d_xw.reshape(T * B, -1), w.w_ih.t()).reshape(T, B, -1)
         if reversed:
             dx = dx.flip(0)
+    # The layernorm loop sums the bias and gain gradients itself where it makes the weights'.
+    in_loop = dict(zip(("bias", "ln_gain_ih", "ln_gain_hh", "ln_gain_c", "ln_bias_c"), column_sums))
     # Both biases get the same gradient: one reduction, and a copy so the two .grad never share memory.
-    d_bias = sum_rows(d_pre) if w.b_ih is not None or w.b_hh is not None else None
+    d_bias = None
+    if w.b_ih is not None or w.b_hh is not None:
+        d_bias = in_loop["bias"] if in_loop.get("bias") is not None else sum_rows(d_pre)
     grads = dict(
         w_ih=gemm_over_steps(d_xw, x) if dw_ih is None else dw_ih,
         w_hh=gemm_over_steps(d_hw if layernorm else d_pre, s["h_in"]) if dw_hh is None else dw_hh,
@@ -133,7 +136,9 @@ def _after_loop(out, x, w, s, cell, reversed):
         da_i, da_f, _, da_o = d_pre.chunk(4, dim=-1)
         grads["w_peep"] = torch.cat((sum_rows(da_i, s["c_prev"]), sum_rows(da_f, s["c_prev"]),
                                      sum_rows(da_o, s["c_new"])))
-    if layernorm:
+    if layernorm and in_loop.get("ln_gain_ih") is not None:
+        grads.update((name, in_loop[name]) for name in ("ln_gain_ih", "ln_gain_hh", "ln_gain_c", "ln_bias_c"))
+    elif layernorm:
         grads.update(ln_gain_ih=sum_rows(d_pre, s["x_hat"]), ln_gain_hh=sum_rows(d_pre, s["h_hat"]),
                      ln_gain_c=sum_rows(d_c_norm, s["c_hat"]), ln_bias_c=sum_rows(d_c_norm))
     return dx, dh0, dc0, grads

@@ -122,6 +122,10 @@ def _rows(m, batch, size):
     return None if m is None else m.expand(batch, size).contiguous()
 
 
+# How many values the LSTM's backward_input_steps returns (lstm_steps.cpp's lstm_backward_chunks: 15).
+BACKWARD_VALUES = 15
+
+
 class _LSTMSteps:
     """lstm_steps.forward_steps / backward_steps on the compiled module."""
 
@@ -170,8 +174,11 @@ class _LSTMSteps:
                              out_mask, cell, activation, recurrent_activation, x, w_ih, h_in, reversed=False):
         """backward_steps given also the layer's input x [T, B, I], W_ih and the saved h_in: where
         the loop can, it makes dx, dW_ih and dW_hh in it. Returns backward_steps' values, then
-        (dx, dW_ih, dW_hh), those three None where it left them to the caller. reversed: the
-        forward ran over x backward (forward_input_steps); dx comes in x's own order."""
+        (dx, dW_ih, dW_hh), those three None where it left them to the caller, then the
+        layernorm loop's column sums where it made them (else None): the biases' gradient and
+        ln_gain_ih's, ln_gain_hh's, ln_gain_c's and ln_bias_c's (its d_pre and d_c_norm are None
+        then). reversed: the forward ran over x backward (forward_input_steps); dx comes in x's
+        own order."""
         T, B = gates.shape[:2]
         P, H = dh_T.shape[-1], dc_T.shape[-1]
         out = load().lstm_backward_steps(
@@ -180,7 +187,7 @@ class _LSTMSteps:
             _dense(ln_gain_c), _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H),
             _mask(out_mask, T, B, 1), cell, activation, recurrent_activation, _last_dense(x), _dense(w_ih), h_in,
             reversed)
-        return tuple(out) + (None,) * (10 - len(out))
+        return tuple(out) + (None,) * (BACKWARD_VALUES - len(out))
 
     @staticmethod
     def backward_input_chunks(dy, dh_T, dc_T, saved, w, recurrent_mask, keep_h, keep_c, out_mask, cell, activation,
@@ -196,7 +203,7 @@ class _LSTMSteps:
             _dense(w.w_peep), _dense(w.ln_gain_ih), _dense(w.ln_gain_hh), _dense(w.ln_gain_c),
             _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H), _mask(out_mask, T, B, 1),
             cell, activation, recurrent_activation, _last_dense(x), w.w_ih.contiguous(), reversed)
-        return [tuple(out[i:i + 10]) for i in range(0, len(out), 10)]
+        return [tuple(out[i:i + BACKWARD_VALUES]) for i in range(0, len(out), BACKWARD_VALUES)]
 
 
 class _GRUSteps:

@@ -490,7 +490,8 @@ namespace lstmkit {
 // lstm_forward_input_steps returned them (gates, c_prev, c_new, phic, h_in, h_core, x_hat,
 // x_rstd, h_hat, h_rstd, c_hat, c_rstd). Each chunk's backward runs alone on one thread, on its
 // rows of dy, dh_T, dc_T, the masks and x. Returns each chunk's lstm_backward_steps results in
-// turn, 10 a chunk (the in-loop dx, dW_ih, dW_hh included), for the caller to join and sum.
+// turn, 15 a chunk (the in-loop dx, dW_ih, dW_hh and the layernorm loop's column sums included,
+// undefined where absent), for the caller to join and sum.
 std::vector<Tensor> lstm_backward_chunks(OptTensor dy, Tensor dh_T, Tensor dc_T, std::vector<OptTensor> saved,
                                          Tensor w_hh, OptTensor w_peep, OptTensor ln_gain_ih, OptTensor ln_gain_hh,
                                          OptTensor ln_gain_c, OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
@@ -501,7 +502,7 @@ std::vector<Tensor> lstm_backward_chunks(OptTensor dy, Tensor dh_T, Tensor dc_T,
               kSaved, " saved tensors a chunk and x [T, B, I], got ", saved.size(), " and ", x.sizes());
   const int chunks = static_cast<int>(saved.size() / kSaved);
   auto part = [&](int c, size_t i) { return saved[c * kSaved + i].value_or(Tensor()); };
-  return backward_in_batch_chunks(x.size(1), chunks, 10, [&](int c, int64_t b0, int64_t n) {
+  return backward_in_batch_chunks(x.size(1), chunks, 15, [&](int c, int64_t b0, int64_t n) {
     return lstm_backward_steps(rows_of(dy, 1, b0, n), dh_T.narrow(-2, b0, n), dc_T.narrow(-2, b0, n), part(c, 0),
                                part(c, 1), part(c, 2), part(c, 3), part(c, 6), part(c, 7), part(c, 8), part(c, 9),
                                part(c, 10), part(c, 11), w_hh, OptTensor(), w_peep, ln_gain_ih, ln_gain_hh,

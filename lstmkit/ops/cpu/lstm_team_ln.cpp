@@ -241,6 +241,37 @@ template <typename T> std::pair<double, double> gain_sums(const T* d, const T* g
   return {s, sh};
 }
 
+// sum[j] += d[j] and sum_hat[j] += d[j] hat[j] over n columns, in double (with a second hat,
+// sum_hat2 too, in the same pass): column sums over all rows, made as the backward loop makes
+// each row's gradients, while they are in cache.
+template <typename T>
+inline void add_columns(const T* d, const T* hat, int64_t n, double* sum, double* sum_hat) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const double dj = d[j];
+    sum[j] += dj;
+    sum_hat[j] += dj * hat[j];
+  }
+}
+template <typename T>
+inline void add_columns(const T* d, const T* hat, const T* hat2, int64_t n, double* sum, double* sum_hat,
+                        double* sum_hat2) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const double dj = d[j];
+    sum[j] += dj;
+    sum_hat[j] += dj * hat[j];
+    sum_hat2[j] += dj * hat2[j];
+  }
+}
+
+// The column sums as tensors of T.
+template <typename T> Tensor column_sums(const std::vector<double>& sums, const at::TensorOptions& opts) {
+  Tensor out = at::empty({int64_t(sums.size())}, opts);
+  std::copy(sums.begin(), sums.end(), out.data_ptr<T>());
+  return out;
+}
+
 template <typename T>
 std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Tensor& dc_T, const Tensor& gates,
                              const Tensor& c_prev, const Tensor& phic, const Tensor& x_hat, const Tensor& x_rstd,
@@ -254,14 +285,22 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = phic.size(2), P = H;
   const int64_t blocks = (H + L - 1) / L;
   auto opts = gates.options();
-  Tensor d_pre = pooled_buffer<T>(steps * B * G, opts).view({steps, B, G});
-  Tensor d_c_norm = pooled_buffer<T>(steps * B * H, opts).view({steps, B, H});
+  const Team team = team_size(blocks, B * G * P);
+  LoopGradients<T> grads(inputs, G, team.workers, opts);
+  // With the weight gradients made in the loop, the bias and gain gradients are column sums made
+  // there too, and the gate gradients before and after the norms need one step at a time: no
+  // [T, B, G] buffers written, then read again by reductions after the loop.
+  const bool in_loop = grads.present();     // the input's norm too, step by step
+  const int64_t kept_steps = in_loop ? 1 : steps;
+  Tensor d_pre = pooled_empty<T>({kept_steps, B, G}, opts);
+  Tensor d_c_norm = pooled_empty<T>({kept_steps, B, H}, opts);
+  // Those column sums (in_loop only): of d_pre, d_pre * h_hat, d_pre * x_hat [G]; of d_c_norm
+  // and d_c_norm * c_hat [H].
+  std::vector<double> sum_d(in_loop ? G : 0), sum_d_hh(sum_d.size()), sum_d_ih(sum_d.size());
+  std::vector<double> sum_dc(in_loop ? H : 0), sum_dc_c(sum_dc.size());
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts);
   Tensor panels = pooled_empty<T>({blocks * G * L}, opts);
-  const Team team = team_size(blocks, B * G * P);
-  LoopGradients<T> grads(inputs, G, team.workers, opts);
-  const bool in_loop = grads.present();     // the input's norm too, step by step
   // The gradients before the two norms (GradientTiles reads whole vectors of them). With the
   // gradients made in the loop only the steps of one weight-gradient sum are kept, step t in
   // slot t % ring (a sum starts at a multiple of ring, so its steps lie in order): no [T, B, G]
@@ -305,7 +344,8 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     CellBackward<T> cb = base;
     for (int64_t t = steps - 1; t >= 0; --t) {
       cb.point(t, gates, phic, c_prev, d_pre);
-      cb.dphi = step_ptr<T>(d_c_norm, t);
+      cb.d_pre = step_ptr<T>(d_pre, in_loop ? 0 : t);
+      cb.dphi = step_ptr<T>(d_c_norm, in_loop ? 0 : t);
       const T* ch = step_ptr<T>(c_hat, t);
       const T* hh = step_ptr<T>(h_hat, t);
       const T* c_rs = step_ptr<T>(c_rstd, t);
@@ -319,6 +359,9 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
         cb.split_dh(dh_p, cb.dm, b, u0, units);
         cb.through_output(b, u0, units);
         partial_c[tid * B + b] = gain_sums(cb.dphi + b * H + u0, g_c + u0, ch + b * H + u0, units, 0, 1);
+        if (in_loop) {
+          add_columns(cb.dphi + b * H + u0, ch + b * H + u0, units, sum_dc.data() + u0, sum_dc_c.data() + u0);
+        }
       }
 #pragma omp barrier
       // 2. Through the cells' norm and the cell; the sums for the recurrent norm's gradient.
@@ -333,8 +376,14 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
         for (int64_t j = 0; j < units; ++j) dcnr[j] += r * (dph[j] * g_c[u0 + j] - mean_d - chr[j] * mean_dh);
         cb.through_cell(b, u0, units);
         partial_h[tid * B + b] = gain_sums(cb.d_pre + b * G + u0, g_hh + u0, hh + b * G + u0, units, H, kGates);
-        if (in_loop) partial_x[tid * B + b] = gain_sums(cb.d_pre + b * G + u0, g_ih + u0, xh + b * G + u0, units, H,
-                                                        kGates);
+        if (in_loop) {
+          partial_x[tid * B + b] = gain_sums(cb.d_pre + b * G + u0, g_ih + u0, xh + b * G + u0, units, H, kGates);
+          for (int64_t g = 0; g < kGates; ++g) {
+            const int64_t c = g * H + u0, o = b * G + c;
+            add_columns(cb.d_pre + o, hh + o, xh + o, units, sum_d.data() + c, sum_d_hh.data() + c,
+                        sum_d_ih.data() + c);
+          }
+        }
       }
 #pragma omp barrier
       // 3. The gradients before the recurrent norm (and the input's, in the loop), own columns.
@@ -362,11 +411,16 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     }
     if (in_loop) mine.write();
   }
-  std::vector<Tensor> out{d_pre, in_loop ? none() : d_xw, in_loop ? none() : d_hw, none(), d_c_norm, dh, dc};
   if (in_loop) {
+    std::vector<Tensor> out{none(), none(), none(), none(), none(), dh, dc};
     for (const Tensor& g : grads.results()) out.push_back(g);
+    // the biases', ln_gain_ih's, ln_gain_hh's, ln_gain_c's and ln_bias_c's gradients
+    for (const auto* sums : {&sum_d, &sum_d_ih, &sum_d_hh, &sum_dc_c, &sum_dc}) {
+      out.push_back(column_sums<T>(*sums, opts));
+    }
     return out;
   }
+  std::vector<Tensor> out{d_pre, d_xw, d_hw, none(), d_c_norm, dh, dc};
 #pragma omp parallel num_threads(team.threads)
   {
     // The input's norm, every step at once: rows split among the threads.

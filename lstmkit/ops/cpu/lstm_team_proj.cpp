@@ -129,7 +129,8 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   Tensor d_pre = pooled_empty<T>({steps, B, G}, opts), dh_new_all = pooled_empty<T>({steps, B, P}, opts);
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts), dphi = at::empty({B, H}, opts);
-  Tensor hh_panels = pooled_empty<T>({out_blocks * G * L}, opts), hr_panels = pooled_empty<T>({unit_blocks * P * L}, opts);
+  Tensor hh_panels = pooled_empty<T>({out_blocks * G * L}, opts);
+  Tensor hr_panels = pooled_empty<T>({unit_blocks * P * L}, opts);
   const Team team = team_size(unit_blocks, B * G * P);
   Tensor a_pack = pooled_empty<T>({team.threads, B, std::max(G, P)}, opts);
   const T* rm = ptr_or_null<T>(rmask);

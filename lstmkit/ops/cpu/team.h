@@ -138,7 +138,8 @@ std::vector<Tensor> forward_in_batch_chunks(const Tensor& x, const OptTensor& ou
 // A backward in the chunks its forward ran in: run(c, b0, n) runs chunk c's rows alone and
 // returns its results; they come back one chunk after another, each padded with undefined
 // tensors to `width`.
-template <typename Run> std::vector<Tensor> backward_in_batch_chunks(int64_t B, int chunks, size_t width, const Run& run) {
+template <typename Run>
+std::vector<Tensor> backward_in_batch_chunks(int64_t B, int chunks, size_t width, const Run& run) {
   auto parts = in_batch_chunks(B, chunks, run);
   std::vector<Tensor> result;
   for (auto& part : parts) {
