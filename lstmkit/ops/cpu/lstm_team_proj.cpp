@@ -183,7 +183,8 @@ std::vector<Tensor> lstm_team_proj_forward(Tensor xw, Tensor h0, Tensor c0, Tens
   return AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_team_proj_forward", [&] {
     // Inference of a small layer splits the batch among the threads (team.h's batch_chunks).
     // Training keeps the unit split: its backward leaves dx and the weight gradients to GEMMs
-    // over the whole batch after the loop.
+    // after the loop, and split (GEMMs over each chunk's rows, its saved gates copied whole)
+    // it trained in 1.02-1.03 of the time at T=50 B=32 H=128 and 1.01 at H=256, paired.
     const int64_t weight_bytes = (w_hh.numel() + w_hr.numel()) * int64_t(sizeof(scalar_t));
     const int chunks = store ? 1 : batch_chunks(xw.size(1), weight_bytes, store);
     if (chunks == 1) {
