@@ -705,6 +705,28 @@ def test_writing_into_out_equals_a_fresh_output(cell, order, dtype, grad):
             torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
+def _masked_case(cell, order, T, B, I, H, g):
+    """A float64 layer and its input for the batch-split tests: (cell, weights, x, h0, c0, the
+    op's options) with recurrent dropout, zoneout and, by `order`, lengths or reversed input.
+    cell "projection" is the vanilla cell with P=10 outputs of H."""
+    dtype = torch.float64
+    gru = cell == "gru"
+    proj = 10 if cell == "projection" else 0
+    P = proj or H
+    cell = "vanilla" if proj else cell
+    w = random_gru_weights(I, H, True, dtype, g) if gru else random_lstm_weights(cell, I, H, proj, True, dtype, g)
+    x = torch.randn(T, B, I, dtype=dtype, generator=g)
+    h0, c0 = torch.randn(B, P, dtype=dtype, generator=g), torch.randn(B, H, dtype=dtype, generator=g)
+    options = dict(recurrent_mask=(torch.rand(B, P, generator=g) > 0.3).to(dtype) / 0.7,
+                   zoneout_h=(torch.rand(T, B, P, generator=g) < 0.3).to(dtype))
+    if not gru:
+        options["zoneout_c"] = (torch.rand(T, B, H, generator=g) < 0.3).to(dtype)
+    if order == "lengths":
+        options["lengths"] = torch.randint(1, T + 1, (B,), generator=g)
+    options["reversed_input"] = order == "reversed"
+    return cell, w, x, h0, c0, options
+
+
 @pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
 @pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "projection", "gru"])
 @pytest.mark.parametrize("order", ["forward", "reversed", "lengths"])
@@ -715,23 +737,11 @@ def test_inference_split_by_rows_equals_one_thread(cell, order, B):
     one thread, with recurrent dropout, zoneout, lengths or reversed input, written into a half
     of a wider buffer. The projection cell (P=10 outputs of H=24) reads the input's projection
     made before the loop."""
-    g = torch.Generator().manual_seed(11)
-    T, I, H, dtype = 13, 10, 24, torch.float64
+    T, H = 13, 24
     gru = cell == "gru"
-    proj = 10 if cell == "projection" else 0
-    P = proj or H
-    w = (random_gru_weights(I, H, True, dtype, g) if gru else
-         random_lstm_weights("vanilla" if proj else cell, I, H, proj, True, dtype, g))
-    cell = "vanilla" if proj else cell
-    x = torch.randn(T, B, I, dtype=dtype, generator=g)
-    h0, c0 = torch.randn(B, P, dtype=dtype, generator=g), torch.randn(B, H, dtype=dtype, generator=g)
-    options = dict(recurrent_mask=(torch.rand(B, P, generator=g) > 0.3).to(dtype) / 0.7,
-                   zoneout_h=(torch.rand(T, B, P, generator=g) < 0.3).to(dtype))
-    if not gru:
-        options["zoneout_c"] = (torch.rand(T, B, H, generator=g) < 0.3).to(dtype)
-    if order == "lengths":
-        options["lengths"] = torch.randint(1, T + 1, (B,), generator=g)
-    options["reversed_input"] = order == "reversed"
+    P = 10 if cell == "projection" else H
+    cell, w, x, h0, c0, options = _masked_case(cell, order, T, B, 10, H, torch.Generator().manual_seed(11))
+    dtype = x.dtype
     before = torch.get_num_threads()
     runs = []
     try:
@@ -761,19 +771,10 @@ def test_training_split_by_rows_equals_one_thread(cell, order, threads):
     gradient equal the same op on one thread, with recurrent dropout, zoneout, lengths or
     reversed input; the forward's saved tensors come in one part per chunk."""
     g = torch.Generator().manual_seed(12)
-    T, B, I, H, dtype = 11, 53, 10, 24, torch.float64
+    T, B, H = 11, 53, 24
     gru = cell == "gru"
-    w = random_gru_weights(I, H, True, dtype, g) if gru else random_lstm_weights(cell, I, H, 0, True, dtype, g)
-    x = torch.randn(T, B, I, dtype=dtype, generator=g)
-    h0, c0 = torch.randn(B, H, dtype=dtype, generator=g), torch.randn(B, H, dtype=dtype, generator=g)
-    options = dict(recurrent_mask=(torch.rand(B, H, generator=g) > 0.3).to(dtype) / 0.7,
-                   zoneout_h=(torch.rand(T, B, H, generator=g) < 0.3).to(dtype))
-    if not gru:
-        options["zoneout_c"] = (torch.rand(T, B, H, generator=g) < 0.3).to(dtype)
-    if order == "lengths":
-        options["lengths"] = torch.randint(1, T + 1, (B,), generator=g)
-    options["reversed_input"] = order == "reversed"
-    weigh = torch.randn(T, B, H, dtype=dtype, generator=g)
+    cell, w, x, h0, c0, options = _masked_case(cell, order, T, B, 10, H, g)
+    weigh = torch.randn(T, B, H, dtype=x.dtype, generator=g)
     before = torch.get_num_threads()
     runs = []
     try:
