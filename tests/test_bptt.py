@@ -156,3 +156,24 @@ def test_inference_path_equals_training_path(gen):
         y_infer, _ = ops.lstm(x, h0, c0, w, cell="peephole", lengths=torch.tensor([5, 3, 2]))
     assert not y_infer.requires_grad
     assert torch.equal(y_train.detach(), y_infer)
+
+
+@pytest.mark.parametrize("dx_in_place", [False, True])
+def test_batch_chunks_join_into_one_backward_result(dx_in_place, gen):
+    """join_chunks, after a backward that ran the batch in chunks: dx and the states' gradients
+    are the chunks' rows in order (dx as the loops wrote it in place, where they did), and each
+    weight's gradient is the chunks' sum; absent gradients stay absent."""
+    from lstmkit.ops.bptt_util import join_chunks
+    T, I, H, rows = 3, 4, 5, (2, 3)
+    dx = torch.randn(T, sum(rows), I, generator=gen, dtype=torch.float64)
+    dh0 = torch.randn(sum(rows), H, generator=gen, dtype=torch.float64)
+    w = [torch.randn(H, I, generator=gen, dtype=torch.float64) for _ in rows]
+    expected_w = w[0] + w[1]
+    parts = [(dx[:, b0:b0 + n], dh0[b0:b0 + n], dict(w=w[c], b=None))
+             for c, (b0, n) in enumerate(((0, rows[0]), (rows[0], rows[1])))]
+    joined_dx, joined_dh0, grads = join_chunks(parts, (1, -2), dx if dx_in_place else None)
+    assert (joined_dx is dx) == dx_in_place
+    torch.testing.assert_close(joined_dx, dx, rtol=0, atol=0)
+    torch.testing.assert_close(joined_dh0, dh0, rtol=0, atol=0)
+    torch.testing.assert_close(grads["w"], expected_w, rtol=0, atol=0)
+    assert grads["b"] is None

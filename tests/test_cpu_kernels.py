@@ -555,7 +555,7 @@ class _GRUGradientsAfterTheLoop:
 def test_gradients_made_inside_the_backward_loop_equal_the_gemms_after_it(cell, threads, ragged, large):
     """While their weight-gradient tiles fit a core's cache, the backward team loops make
     dx_t = d_t W_ih beside dh_{t-1}, and dW_ih and dW_hh (the layernorm loop also the input
-    norm's gradient d_t, step by step, and the bias and gain gradients as column sums): against
+    norm's gradient d_t, step by step), and the bias, gain and peephole gradients as column sums: against
     the same backward with those as GEMMs and reductions over all steps after the loop, to
     rounding (float64). The weight gradients are summed 28 steps at a
     time here (256 rows), the first sum over the last 12 steps; x is a batch_first view (read
@@ -595,8 +595,9 @@ def test_gradients_made_inside_the_backward_loop_equal_the_gemms_after_it(cell, 
                 s["h_rstd"], s["c_hat"], s["c_rstd"], w.w_hh, None, w.w_peep, w.ln_gain_ih, w.ln_gain_hh,
                 w.ln_gain_c, rmask, keep_h, keep_c, out_mask, cell, "tanh", "sigmoid", x, w.w_ih, s["h_in"])
             made, sums = made[7:10], made[10:]
-            # the layernorm loop also sums the bias and gain gradients where it makes the weights'
-            assert [v is not None for v in sums] == [cell == "layernorm" and not large] * 5
+            # the loops also sum the bias (and gain or peephole) gradients where they make the weights'
+            ln, peep = cell == "layernorm", cell == "peephole"
+            assert [v is not None for v in sums] == [not large and c for c in (True, ln, ln, ln, ln, peep)]
             runs = [lstm_backward(dy, dh, dc, x, w, saved, cell, "tanh", "sigmoid", rmask, keep_h, keep_c,
                                   out_mask, steps=steps) for steps in (cpu.lstm_steps, _GradientsAfterTheLoop)]
             runs = [(dx, grads) for dx, _, _, grads in runs]

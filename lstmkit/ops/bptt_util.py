@@ -61,17 +61,19 @@ def saved_by_chunk(names: tuple, tensors) -> list[dict]:
     return [dict(zip(names, tensors[i:i + n])) for i in range(0, len(tensors), n)]
 
 
-def join_chunks(parts: list[tuple], batch_dims: tuple) -> tuple:
-    """Several batch chunks' backward results as one: each part is (tensors..., grads dict); the
-    tensors join along their batch dimension (batch_dims, one per tensor), the gradients add up
-    name by name (None stays None)."""
-    joined = tuple(torch.cat([part[i] for part in parts], dim) for i, dim in enumerate(batch_dims))
+def join_chunks(parts: list[tuple], batch_dims: tuple, dx: Optional[Tensor] = None) -> tuple:
+    """Several batch chunks' backward results as one: each part is (dx, tensors..., grads dict);
+    the tensors join along their batch dimension (batch_dims, one per tensor), except dx where
+    given (the chunks' loops wrote their rows of it in place); the gradients add up name by name
+    (None stays None), into the first chunk's, which the backward made and nothing else holds."""
+    joined = [torch.cat([part[i] for part in parts], dim) for i, dim in enumerate(batch_dims)
+              if i > 0 or dx is None]
     grads = dict(parts[0][-1])
     for part in parts[1:]:
         for name, g in part[-1].items():
             if g is not None:
-                grads[name] = grads[name] + g
-    return (*joined, grads)
+                grads[name].add_(g)
+    return (*([dx] if dx is not None else []), *joined, grads)
 
 
 def gemm_over_steps(d: Tensor, v: Tensor) -> Tensor:

@@ -49,11 +49,11 @@ def gru_backward(dy, dh_T, x, w, saved, activation, recurrent_activation,
     masks = (recurrent_mask, keep_h, out_mask)
     if len(saved) > 1:                      # the forward ran the batch in chunks: so does backward
         flat = [chunk[k] for chunk in saved for k in SAVED]
-        outs = steps.backward_input_chunks(dy, dh_T.contiguous(), flat, w, *masks, activation,
-                                           recurrent_activation, x, reversed)
+        outs, dx = steps.backward_input_chunks(dy, dh_T.contiguous(), flat, w, *masks, activation,
+                                               recurrent_activation, x, reversed)
         parts = [_after_loop(out, x.narrow(1, b0, n), w, s, reversed)
                  for out, s, (b0, n) in zip(outs, saved, chunk_rows(x.shape[1], len(saved)))]
-        return join_chunks(parts, (1, -2))          # dx [T, B, I], dh0 [B, H]
+        return join_chunks(parts, (1, -2), dx)      # dx [T, B, I], dh0 [B, H]
     s = saved[0]
     args = (dy, dh_T.contiguous(), s["gates"], s["gh_n"], s["h_prev"], w.w_hh, *masks, activation,
             recurrent_activation)

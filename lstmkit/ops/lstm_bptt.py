@@ -88,11 +88,11 @@ def lstm_backward(dy, dh_T, dc_T, x, w, saved, cell, activation, recurrent_activ
     masks = (recurrent_mask, keep_h, keep_c, out_mask)
     if len(saved) > 1:                      # the forward ran the batch in chunks: so does backward
         flat = [chunk[k] for chunk in saved for k in SAVED]
-        outs = steps.backward_input_chunks(dy, dh_T.contiguous(), dc_T.contiguous(), flat, w, *masks, cell,
-                                           activation, recurrent_activation, x, reversed)
+        outs, dx = steps.backward_input_chunks(dy, dh_T.contiguous(), dc_T.contiguous(), flat, w, *masks, cell,
+                                               activation, recurrent_activation, x, reversed)
         parts = [_after_loop(out, x.narrow(1, b0, n), w, s, cell, reversed)
                  for out, s, (b0, n) in zip(outs, saved, chunk_rows(x.shape[1], len(saved)))]
-        return join_chunks(parts, (1, -2, -2))      # dx [T, B, I], dh0, dc0 [B, *]
+        return join_chunks(parts, (1, -2, -2), dx)      # dx [T, B, I], dh0, dc0 [B, *]
     s = saved[0]
     args = (dy, dh_T.contiguous(), dc_T.contiguous(), s["gates"], s["c_prev"], s["c_new"], s["phic"],
             s["x_hat"], s["x_rstd"], s["h_hat"], s["h_rstd"], s["c_hat"], s["c_rstd"], w.w_hh, w.w_hr, w.w_peep,
@@ -119,8 +119,8 @@ def _after_loop(out, x, w, s, cell, reversed):
         dx = linear(d_xw.reshape(T * B, -1), w.w_ih.t()).reshape(T, B, -1)
         if reversed:
             dx = dx.flip(0)
-    # The layernorm loop sums the bias and gain gradients itself where it makes the weights'.
-    in_loop = dict(zip(("bias", "ln_gain_ih", "ln_gain_hh", "ln_gain_c", "ln_bias_c"), column_sums))
+    # The fused loops sum the bias, gain and peephole gradients themselves where they make the weights'.
+    in_loop = dict(zip(("bias", "ln_gain_ih", "ln_gain_hh", "ln_gain_c", "ln_bias_c", "w_peep"), column_sums))
     # Both biases get the same gradient: one reduction, and a copy so the two .grad never share memory.
     d_bias = None
     if w.b_ih is not None or w.b_hh is not None:
@@ -132,7 +132,9 @@ def _after_loop(out, x, w, s, cell, reversed):
         b_hh=None if w.b_hh is None else d_bias.clone() if w.b_ih is not None else d_bias,
         w_hr=gemm_over_steps(dh_new, s["h_core"]) if w.w_hr is not None else None,
     )
-    if cell == "peephole":
+    if cell == "peephole" and in_loop.get("w_peep") is not None:
+        grads["w_peep"] = in_loop["w_peep"]
+    elif cell == "peephole":
         da_i, da_f, _, da_o = d_pre.chunk(4, dim=-1)
         grads["w_peep"] = torch.cat((sum_rows(da_i, s["c_prev"]), sum_rows(da_f, s["c_prev"]),
                                      sum_rows(da_o, s["c_new"])))

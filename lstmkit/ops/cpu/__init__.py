@@ -122,8 +122,8 @@ def _rows(m, batch, size):
     return None if m is None else m.expand(batch, size).contiguous()
 
 
-# How many values the LSTM's backward_input_steps returns (lstm_steps.cpp's lstm_backward_chunks: 15).
-BACKWARD_VALUES = 15
+# How many values the LSTM's backward_input_steps returns (lstm_steps.cpp's lstm_backward_chunks: 16).
+BACKWARD_VALUES = 16
 
 
 class _LSTMSteps:
@@ -174,11 +174,11 @@ class _LSTMSteps:
                              out_mask, cell, activation, recurrent_activation, x, w_ih, h_in, reversed=False):
         """backward_steps given also the layer's input x [T, B, I], W_ih and the saved h_in: where
         the loop can, it makes dx, dW_ih and dW_hh in it. Returns backward_steps' values, then
-        (dx, dW_ih, dW_hh), those three None where it left them to the caller, then the
-        layernorm loop's column sums where it made them (else None): the biases' gradient and
-        ln_gain_ih's, ln_gain_hh's, ln_gain_c's and ln_bias_c's (its d_pre and d_c_norm are None
-        then). reversed: the forward ran over x backward (forward_input_steps); dx comes in x's
-        own order."""
+        (dx, dW_ih, dW_hh), those three None where it left them to the caller, then the column
+        sums the loop made beside them (else None): the biases' gradient, ln_gain_ih's,
+        ln_gain_hh's, ln_gain_c's, ln_bias_c's and w_peep's (d_pre and d_c_norm are None then).
+        reversed: the forward ran over x backward (forward_input_steps); dx comes in x's own
+        order."""
         T, B = gates.shape[:2]
         P, H = dh_T.shape[-1], dc_T.shape[-1]
         out = load().lstm_backward_steps(
@@ -186,7 +186,7 @@ class _LSTMSteps:
             w_hh.contiguous(), _dense(w_hr), _dense(w_peep), _dense(ln_gain_ih), _dense(ln_gain_hh),
             _dense(ln_gain_c), _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H),
             _mask(out_mask, T, B, 1), cell, activation, recurrent_activation, _last_dense(x), _dense(w_ih), h_in,
-            reversed)
+            reversed, None)
         return tuple(out) + (None,) * (BACKWARD_VALUES - len(out))
 
     @staticmethod
@@ -195,7 +195,8 @@ class _LSTMSteps:
         """backward_input_steps after a forward that ran the batch in chunks side by side: saved
         holds each chunk's tensors in turn (lstm_bptt.SAVED's 12, None for absent ones), in row
         order. Each chunk's loop runs alone on one thread, on its rows. Returns each chunk's
-        backward_input_steps values."""
+        backward_input_steps values, and dx [T, B, I] for the whole batch where the loops wrote
+        their rows of it in place (else None: join the chunks' dx)."""
         T, B = x.shape[:2]
         P, H = dh_T.shape[-1], dc_T.shape[-1]
         out = load().lstm_backward_chunks(
@@ -203,7 +204,8 @@ class _LSTMSteps:
             _dense(w.w_peep), _dense(w.ln_gain_ih), _dense(w.ln_gain_hh), _dense(w.ln_gain_c),
             _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H), _mask(out_mask, T, B, 1),
             cell, activation, recurrent_activation, _last_dense(x), w.w_ih.contiguous(), reversed)
-        return [tuple(out[i:i + BACKWARD_VALUES]) for i in range(0, len(out), BACKWARD_VALUES)]
+        *out, dx = out
+        return [tuple(out[i:i + BACKWARD_VALUES]) for i in range(0, len(out), BACKWARD_VALUES)], dx
 
 
 class _GRUSteps:
@@ -249,7 +251,7 @@ class _GRUSteps:
         out = load().gru_backward_steps(_dense(dy), dh_T, gates, gh_n, h_prev, w_hh.contiguous(),
                                         _rows(recurrent_mask, B, H), _mask(keep_h, T, B, H),
                                         _mask(out_mask, T, B, 1), activation, recurrent_activation,
-                                        _last_dense(x), _dense(w_ih), h_in, reversed)
+                                        _last_dense(x), _dense(w_ih), h_in, reversed, None)
         return tuple(out) + (None,) * (6 - len(out))
 
     @staticmethod
@@ -257,14 +259,15 @@ class _GRUSteps:
                               recurrent_activation, x, reversed=False):
         """backward_input_steps after a forward that ran the batch in chunks side by side (saved:
         each chunk's 4 tensors in turn, gru_bptt.SAVED's, in row order); returns each chunk's
-        backward_input_steps values."""
+        backward_input_steps values and the whole dx (as _LSTMSteps.backward_input_chunks)."""
         T, B = x.shape[:2]
         H = dh_T.shape[-1]
         out = load().gru_backward_chunks(
             _dense(dy), dh_T, list(saved), w.w_hh.contiguous(),
             _rows(recurrent_mask, B, H), _mask(keep_h, T, B, H), _mask(out_mask, T, B, 1), activation,
             recurrent_activation, _last_dense(x), w.w_ih.contiguous(), reversed)
-        return [tuple(out[i:i + 6]) for i in range(0, len(out), 6)]
+        *out, dx = out
+        return [tuple(out[i:i + 6]) for i in range(0, len(out), 6)], dx
 
 
 lstm_steps = _LSTMSteps()

@@ -18,7 +18,7 @@ std::vector<Tensor> lstm_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tenso
                                         OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, Tensor, OptTensor,
                                         OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                         OptTensor, std::string, std::string, std::string, OptTensor, OptTensor,
-                                        OptTensor, bool);
+                                        OptTensor, bool, OptTensor);
 std::vector<Tensor> lstm_backward_chunks(OptTensor, Tensor, Tensor, std::vector<OptTensor>, Tensor, OptTensor,
                                          OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                          std::string, std::string, std::string, Tensor, Tensor, bool);
@@ -29,7 +29,8 @@ std::vector<Tensor> gru_forward_steps(Tensor, Tensor, Tensor, OptTensor, OptTens
 std::vector<Tensor> gru_forward_input_steps(Tensor, Tensor, OptTensor, Tensor, Tensor, OptTensor, OptTensor,
                                             OptTensor, OptTensor, std::string, std::string, bool, bool, OptTensor);
 std::vector<Tensor> gru_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, Tensor, OptTensor, OptTensor,
-                                       OptTensor, std::string, std::string, OptTensor, OptTensor, OptTensor, bool);
+                                       OptTensor, std::string, std::string, OptTensor, OptTensor, OptTensor, bool,
+                                       OptTensor);
 std::tuple<Tensor, Tensor, Tensor> lstm_step(const std::string&, const std::string&, const std::string&, Tensor, Tensor,
                                              Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                              OptTensor, OptTensor, OptTensor, OptTensor);

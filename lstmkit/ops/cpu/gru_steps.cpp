@@ -110,12 +110,13 @@ std::vector<Tensor> gru_forward_steps(Tensor xw, Tensor h0, Tensor w_hh, OptTens
 std::vector<Tensor> gru_backward_steps(OptTensor dy, Tensor dh_T, Tensor gates, Tensor gh_n, Tensor h_prev,
                                        Tensor w_hh, OptTensor rmask, OptTensor keep_h, OptTensor out_mask,
                                        std::string act, std::string ract, OptTensor x, OptTensor w_ih,
-                                       OptTensor h_in, bool reversed) {
+                                       OptTensor h_in, bool reversed, OptTensor dx_out) {
   check_inputs("gru_backward_steps", gates, {&dh_T, &gh_n, &h_prev, &w_hh}, {&dy, &rmask, &keep_h, &out_mask});
   check_masks("gru_backward_steps", gates.size(0), gates.size(1), rmask, dh_T.size(-1),
               {{&keep_h, dh_T.size(-1)}, {&out_mask, 1}});
   return gru_team_backward(dy, dh_T, gates, gh_n, h_prev, w_hh, rmask, keep_h, out_mask, parse_act(act),
-                           parse_act(ract), loop_inputs("gru_backward_steps", gates, x, w_ih, h_in, reversed));
+                           parse_act(ract),
+                           loop_inputs("gru_backward_steps", gates, x, w_ih, h_in, reversed, dx_out));
 }
 
 }  // namespace lstmkit
@@ -125,7 +126,8 @@ namespace lstmkit {
 // gru_backward_steps after a forward that ran the batch in chunks side by side (team.h's
 // batch_chunks): `saved` holds each chunk's 4 saved tensors in turn (gates, gh_n, h_prev, h_in).
 // Each chunk's backward runs alone on one thread, on its rows; returns each chunk's
-// gru_backward_steps results in turn, 6 a chunk, for the caller to join and sum.
+// gru_backward_steps results in turn, 6 a chunk, for the caller to join and sum, then dx for
+// the whole batch where the loops wrote it in place (backward_in_batch_chunks).
 std::vector<Tensor> gru_backward_chunks(OptTensor dy, Tensor dh_T, std::vector<Tensor> saved, Tensor w_hh,
                                         OptTensor rmask, OptTensor keep_h, OptTensor out_mask, std::string act,
                                         std::string ract, Tensor x, Tensor w_ih, bool reversed) {
@@ -133,11 +135,11 @@ std::vector<Tensor> gru_backward_chunks(OptTensor dy, Tensor dh_T, std::vector<T
   TORCH_CHECK(!saved.empty() && saved.size() % kSaved == 0 && x.dim() == 3, "gru_backward_chunks: expected ",
               kSaved, " saved tensors a chunk and x [T, B, I], got ", saved.size(), " and ", x.sizes());
   const int chunks = static_cast<int>(saved.size() / kSaved);
-  return backward_in_batch_chunks(x.size(1), chunks, 6, [&](int c, int64_t b0, int64_t n) {
+  return backward_in_batch_chunks(x, chunks, 6, 3, [&](int c, int64_t b0, int64_t n, const Tensor& dx_rows) {
     const Tensor* s = saved.data() + c * kSaved;
     return gru_backward_steps(rows_of(dy, 1, b0, n), dh_T.narrow(-2, b0, n), s[0], s[1], s[2], w_hh,
                               rows_of(rmask, 0, b0, n), rows_of(keep_h, 1, b0, n), rows_of(out_mask, 1, b0, n), act,
-                              ract, rows_for_sums(x, b0, n), w_ih, s[3], reversed);
+                              ract, rows_for_sums(x, b0, n), w_ih, s[3], reversed, dx_rows);
   });
 }
 

@@ -72,6 +72,42 @@ template <typename T> class GradientTiles {
   std::vector<T> tiles_;
 };
 
+// sum[j] += d[j] over n columns in double, and with a hat, sum_hat[j] += d[j] hat[j] too (with a
+// second hat, sum_hat2 as well, in the same pass): a bias's, gain's or peephole's gradient as a
+// column sum over all rows, made as the backward loop makes each row's gate gradients, while
+// they are in cache. Each thread adds only its own columns.
+template <typename T> inline void add_columns(const T* d, int64_t n, double* sum) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) sum[j] += double(d[j]);
+}
+template <typename T>
+inline void add_columns(const T* d, const T* hat, int64_t n, double* sum, double* sum_hat) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const double dj = d[j];
+    sum[j] += dj;
+    sum_hat[j] += dj * hat[j];
+  }
+}
+template <typename T>
+inline void add_columns(const T* d, const T* hat, const T* hat2, int64_t n, double* sum, double* sum_hat,
+                        double* sum_hat2) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const double dj = d[j];
+    sum[j] += dj;
+    sum_hat[j] += dj * hat[j];
+    sum_hat2[j] += dj * hat2[j];
+  }
+}
+
+// Column sums as a tensor of T.
+template <typename T> Tensor column_sums(const std::vector<double>& sums, const at::TensorOptions& opts) {
+  Tensor out = at::empty({int64_t(sums.size())}, opts);
+  std::copy(sums.begin(), sums.end(), out.data_ptr<T>());
+  return out;
+}
+
 // A [steps, B, G] buffer for the gate gradients with L zeros after its last row, for
 // GradientTiles' whole-vector reads; from the thread's pool (workspace.h).
 template <typename T> Tensor padded_steps(int64_t steps, int64_t B, int64_t G, const at::TensorOptions& opts) {
@@ -85,10 +121,12 @@ template <typename T> Tensor padded_steps(int64_t steps, int64_t B, int64_t G, c
 // (any strides but a contiguous last dimension), W_ih [G, I] and h_in [T, B, P], the recurrent
 // input of every step. Without them (x undefined) the caller makes dx and the weight gradients
 // after the loop. `reversed` (with or without them): step t read x[T - 1 - t] (team.h's
-// GateInput), so its dx goes there, and dy comes in x's order too.
+// GateInput), so its dx goes there, and dy comes in x's order too. dx_out, where given, is where
+// the loop writes dx: a batch chunk's rows of the whole batch's dx (team.h's batch_chunks).
 struct LoopInputs {
   Tensor x, w_ih, h_in;
   bool reversed = false;
+  Tensor dx_out;
   bool present() const { return x.defined(); }
   int64_t x_step(int64_t t) const { return reversed ? x.size(0) - 1 - t : t; }
 };
@@ -104,8 +142,8 @@ inline Tensor rows_for_sums(const Tensor& x, int64_t b0, int64_t n) {
 // [T, B, G]; without the tensors (the caller's GEMMs after the loop) when x is not given or x or
 // W_ih is not in the gates' dtype (a bfloat16 weight).
 inline LoopInputs loop_inputs(const char* fn, const Tensor& gates, const OptTensor& x, const OptTensor& w_ih,
-                              const OptTensor& h_in, bool reversed) {
-  const LoopInputs none{Tensor(), Tensor(), Tensor(), reversed};
+                              const OptTensor& h_in, bool reversed, const OptTensor& dx_out) {
+  const LoopInputs none{Tensor(), Tensor(), Tensor(), reversed, Tensor()};
   if (!x || !x->defined()) return none;
   TORCH_CHECK(w_ih && w_ih->defined() && h_in && h_in->defined(), fn, ": x needs w_ih and h_in too");
   const auto dtype = gates.scalar_type();
@@ -118,7 +156,12 @@ inline LoopInputs loop_inputs(const char* fn, const Tensor& gates, const OptTens
               ": expected a contiguous w_ih of shape [", G, ", ", x->size(2), "], got ", w_ih->sizes());
   TORCH_CHECK(h_in->dim() == 3 && h_in->size(0) == T && h_in->size(1) == B && h_in->is_contiguous(), fn,
               ": expected a contiguous h_in of shape [", T, ", ", B, ", P], got ", h_in->sizes());
-  return LoopInputs{*x, *w_ih, *h_in, reversed};
+  const Tensor out = dx_out.value_or(Tensor());
+  TORCH_CHECK(!out.defined() || (out.sizes() == x->sizes() && out.scalar_type() == dtype && out.stride(2) == 1 &&
+                                 out.stride(1) == x->size(2)),
+              fn, ": expected dx_out of shape ", x->sizes(), " with contiguous rows, got ", out.sizes(),
+              " with strides ", out.strides());
+  return LoopInputs{*x, *w_ih, *h_in, reversed, out};
 }
 
 // Up to this many bytes of weight-gradient tiles per thread the loop makes the gradients itself;
@@ -147,7 +190,7 @@ template <typename T> class LoopGradients {
         input_blocks_((I_ + L - 1) / L),
         present_(in.present() && G * (I_ + P_) * int64_t(sizeof(T)) / workers <= kLoopGradientBytes) {
     if (!present_) return;
-    dx = at::empty({in.x.size(0), in.x.size(1), I_}, opts);
+    dx = in.dx_out.defined() ? in.dx_out : at::empty({in.x.size(0), in.x.size(1), I_}, opts);
     panels_ = pooled_empty<T>({input_blocks_ * G * L}, opts);
     dw_ih = at::empty({G, I_}, opts);
     dw_hh = at::empty({G, P_}, opts);

@@ -29,7 +29,7 @@ std::vector<Tensor> lstm_team_forward_from_input(Tensor x, Tensor w_ih, OptTenso
                                                  OptTensor keep_c, OptTensor out_mask, Cell cell, Act act, Act ract,
                                                  bool store, bool reversed, OptTensor out);
 std::vector<Tensor> lstm_team_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
-                                       Tensor phic, Tensor w_hh, OptTensor w_peep, OptTensor rmask,
+                                       OptTensor c_new, Tensor phic, Tensor w_hh, OptTensor w_peep, OptTensor rmask,
                                        OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Cell cell, Act act,
                                        Act ract, const LoopInputs& inputs);
 std::vector<Tensor> lstm_team_ln_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor b_ih, OptTensor b_hh,
@@ -451,7 +451,7 @@ std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, 
                                         OptTensor ln_gain_hh, OptTensor ln_gain_c, OptTensor rmask, OptTensor keep_h,
                                         OptTensor keep_c, OptTensor out_mask, std::string cell, std::string act,
                                         std::string ract, OptTensor x, OptTensor w_ih, OptTensor h_in,
-                                        bool reversed) {
+                                        bool reversed, OptTensor dx_out) {
   check_inputs("lstm_backward_steps", gates, {&dh_T, &dc_T, &c_prev, &phic, &w_hh},
                {&dy, &c_new, &x_hat, &x_rstd, &h_hat, &h_rstd, &c_hat, &c_rstd, &w_hr, &w_peep, &ln_gain_ih,
                 &ln_gain_hh, &ln_gain_c, &rmask, &keep_h, &keep_c, &out_mask});
@@ -461,12 +461,12 @@ std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, 
     return lstm_team_ln_backward(dy, dh_T, dc_T, gates, c_prev, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
                                  w_hh, ln_gain_ih, ln_gain_hh, ln_gain_c, rmask, keep_h, keep_c, out_mask,
                                  parse_act(act), parse_act(ract),
-                                 loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in, reversed));
+                                 loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in, reversed, dx_out));
   }
   if (team_fits(w_hh, w_hr, cell, gates.scalar_type())) {
-    return lstm_team_backward(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
-                              parse_cell(cell), parse_act(act), parse_act(ract),
-                              loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in, reversed));
+    return lstm_team_backward(dy, dh_T, dc_T, gates, c_prev, c_new, phic, w_hh, w_peep, rmask, keep_h, keep_c,
+                              out_mask, parse_cell(cell), parse_act(act), parse_act(ract),
+                              loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in, reversed, dx_out));
   }
   // The loops below read dy in the steps' order.
   if (reversed && dy && dy->defined()) dy = dy->flip(0);
@@ -490,8 +490,9 @@ namespace lstmkit {
 // lstm_forward_input_steps returned them (gates, c_prev, c_new, phic, h_in, h_core, x_hat,
 // x_rstd, h_hat, h_rstd, c_hat, c_rstd). Each chunk's backward runs alone on one thread, on its
 // rows of dy, dh_T, dc_T, the masks and x. Returns each chunk's lstm_backward_steps results in
-// turn, 15 a chunk (the in-loop dx, dW_ih, dW_hh and the layernorm loop's column sums included,
-// undefined where absent), for the caller to join and sum.
+// turn, 16 a chunk (the in-loop dx, dW_ih, dW_hh and the loops' column sums included,
+// undefined where absent), for the caller to join and sum, then dx for the whole batch where
+// the loops wrote it in place (backward_in_batch_chunks).
 std::vector<Tensor> lstm_backward_chunks(OptTensor dy, Tensor dh_T, Tensor dc_T, std::vector<OptTensor> saved,
                                          Tensor w_hh, OptTensor w_peep, OptTensor ln_gain_ih, OptTensor ln_gain_hh,
                                          OptTensor ln_gain_c, OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
@@ -502,13 +503,13 @@ std::vector<Tensor> lstm_backward_chunks(OptTensor dy, Tensor dh_T, Tensor dc_T,
               kSaved, " saved tensors a chunk and x [T, B, I], got ", saved.size(), " and ", x.sizes());
   const int chunks = static_cast<int>(saved.size() / kSaved);
   auto part = [&](int c, size_t i) { return saved[c * kSaved + i].value_or(Tensor()); };
-  return backward_in_batch_chunks(x.size(1), chunks, 15, [&](int c, int64_t b0, int64_t n) {
+  return backward_in_batch_chunks(x, chunks, 16, 7, [&](int c, int64_t b0, int64_t n, const Tensor& dx_rows) {
     return lstm_backward_steps(rows_of(dy, 1, b0, n), dh_T.narrow(-2, b0, n), dc_T.narrow(-2, b0, n), part(c, 0),
                                part(c, 1), part(c, 2), part(c, 3), part(c, 6), part(c, 7), part(c, 8), part(c, 9),
                                part(c, 10), part(c, 11), w_hh, OptTensor(), w_peep, ln_gain_ih, ln_gain_hh,
                                ln_gain_c, rows_of(rmask, 0, b0, n), rows_of(keep_h, 1, b0, n),
                                rows_of(keep_c, 1, b0, n), rows_of(out_mask, 1, b0, n), cell, act, ract,
-                               rows_for_sums(x, b0, n), w_ih, part(c, 4), reversed);
+                               rows_for_sums(x, b0, n), w_ih, part(c, 4), reversed, dx_rows);
   });
 }
 

@@ -121,7 +121,8 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
 
 template <typename T>
 std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Tensor& dc_T, const Tensor& gates,
-                             const Tensor& c_prev, const Tensor& phic, const Tensor& w_hh, const OptTensor& w_peep,
+                             const Tensor& c_prev, const OptTensor& c_new, const Tensor& phic, const Tensor& w_hh,
+                             const OptTensor& w_peep,
                              const OptTensor& rmask, const OptTensor& keep_h_t, const OptTensor& keep_c_t,
                              const OptTensor& out_mask_t, Cell cell, Act act, Act ract,
                              const LoopInputs& inputs) {
@@ -129,12 +130,22 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = phic.size(2), P = H;
   const int64_t blocks = (P + L - 1) / L;
   auto opts = gates.options();
-  Tensor d_pre = padded_steps<T>(steps, B, G, opts);   // GradientTiles reads whole vectors
+  const Team team = team_size(blocks, B * G * P);
+  LoopGradients<T> grads(inputs, G, team.workers, opts);
+  // With the weight gradients made in the loop, the biases' and the peepholes' gradients are
+  // column sums made there too, and the gate gradients are kept only for the steps of one
+  // weight-gradient sum, step t in slot t % ring (as in lstm_team_ln.cpp): no [T, B, G] buffer
+  // written, then read again by reductions after the loop. Otherwise every step, for the GEMMs.
+  const bool in_loop = grads.present(), peep = cell == Cell::Peephole;
+  const int64_t ring = in_loop ? std::min(steps, grads.steps_per_sum()) : steps;
+  Tensor d_pre = padded_steps<T>(ring, B, G, opts);   // GradientTiles reads whole vectors
+  // Those sums (in_loop only): of the gate gradients [G]; with peepholes, of da_i c_prev, da_f
+  // c_prev and da_o c_new [3H], the peepholes' gradient.
+  std::vector<double> sum_d(in_loop ? G : 0), sum_peep(in_loop && peep ? 3 * H : 0);
+  TORCH_CHECK(!(in_loop && peep) || (c_new && c_new->defined()), "the peephole cell's backward needs c_new");
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts), dphi = at::empty({B, H}, opts);
   Tensor panels = pooled_empty<T>({blocks * G * L}, opts);
-  const Team team = team_size(blocks, B * G * P);
-  LoopGradients<T> grads(inputs, G, team.workers, opts);
   Tensor a_pack = pooled_empty<T>({team.threads, B, G}, opts);
   const Mask<T> keep_h(keep_h_t), keep_c(keep_c_t), out_mask(out_mask_t);
   const ActiveRows active = active_rows<T>(steps, B, out_mask, {{&keep_h, P}, {&keep_c, H}});
@@ -161,17 +172,33 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     T* a_packed = a_pack.data_ptr<T>() + omp_get_thread_num() * B * G;
     for (int64_t t = steps - 1; t >= 0; --t) {
       cb.point(t, gates, phic, c_prev, d_pre);
+      cb.d_pre = step_ptr<T>(d_pre, t % ring);
+      const T* c_new_t = in_loop && peep ? step_ptr<T>(*c_new, t) : nullptr;
       if (t > 0) {                                // the previous step's saved values, fetched meanwhile
         prefetch_units(step_ptr<T>(gates, t - 1), B, G, H, G / H, u0, units);
         prefetch_units(step_ptr<T>(c_prev, t - 1), B, H, H, 1, u0, units);
         prefetch_units(step_ptr<T>(phic, t - 1), B, H, H, 1, u0, units);
+        if (c_new_t) prefetch_units(step_ptr<T>(*c_new, t - 1), B, H, H, 1, u0, units);
       }
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
       if (units > 0) {
         for (int64_t i = 0; i < n_rows; ++i) {
-          cb.split_dh(dh_p, cb.dm, rows_of[i], u0, units);
-          cb.units(rows_of[i], u0, units);
+          const int64_t b = rows_of[i];
+          cb.split_dh(dh_p, cb.dm, b, u0, units);
+          cb.units(b, u0, units);
+          if (!in_loop) continue;
+          const T* d = cb.d_pre + b * G;
+          if (peep) {                             // gates i, f, g, o
+            const T* cp = cb.c_prev + b * H + u0;
+            add_columns(d + u0, cp, units, sum_d.data() + u0, sum_peep.data() + u0);
+            add_columns(d + H + u0, cp, units, sum_d.data() + H + u0, sum_peep.data() + H + u0);
+            add_columns(d + 2 * H + u0, units, sum_d.data() + 2 * H + u0);
+            add_columns(d + 3 * H + u0, c_new_t + b * H + u0, units, sum_d.data() + 3 * H + u0,
+                        sum_peep.data() + 2 * H + u0);
+          } else {
+            for (int64_t g = 0; g < G / H; ++g) add_columns(d + g * H + u0, units, sum_d.data() + g * H + u0);
+          }
         }
         for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) {   // dh, dc pass through unchanged
           for (int64_t g = 0; g < G / H; ++g) std::memset(cb.d_pre + b * G + g * H + u0, 0, sizeof(T) * units);
@@ -185,8 +212,13 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     }
     if (grads.present()) mine.write();
   }
-  std::vector<Tensor> out{d_pre, none(), none(), none(), none(), dh, dc};
-  if (grads.present()) for (const Tensor& g : grads.results()) out.push_back(g);
+  if (!in_loop) return {d_pre, none(), none(), none(), none(), dh, dc};
+  std::vector<Tensor> out{none(), none(), none(), none(), none(), dh, dc};
+  for (const Tensor& g : grads.results()) out.push_back(g);
+  // the biases' gradient; the layernorm cell's four (none here); the peepholes'
+  out.push_back(column_sums<T>(sum_d, opts));
+  out.insert(out.end(), 4, none());
+  out.push_back(peep ? column_sums<T>(sum_peep, opts) : none());
   return out;
 }
 
@@ -231,11 +263,11 @@ std::vector<Tensor> lstm_team_forward_from_input(Tensor x, Tensor w_ih, OptTenso
 }
 
 std::vector<Tensor> lstm_team_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
-                                       Tensor phic, Tensor w_hh, OptTensor w_peep, OptTensor rmask,
+                                       OptTensor c_new, Tensor phic, Tensor w_hh, OptTensor w_peep, OptTensor rmask,
                                        OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Cell cell, Act act,
                                        Act ract, const LoopInputs& inputs) {
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_team_backward", [&] {
-    return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
+    return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, c_new, phic, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
                               cell, act, ract, inputs);
   });
 }

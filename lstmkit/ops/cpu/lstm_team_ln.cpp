@@ -241,37 +241,6 @@ template <typename T> std::pair<double, double> gain_sums(const T* d, const T* g
   return {s, sh};
 }
 
-// sum[j] += d[j] and sum_hat[j] += d[j] hat[j] over n columns, in double (with a second hat,
-// sum_hat2 too, in the same pass): column sums over all rows, made as the backward loop makes
-// each row's gradients, while they are in cache.
-template <typename T>
-inline void add_columns(const T* d, const T* hat, int64_t n, double* sum, double* sum_hat) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) {
-    const double dj = d[j];
-    sum[j] += dj;
-    sum_hat[j] += dj * hat[j];
-  }
-}
-template <typename T>
-inline void add_columns(const T* d, const T* hat, const T* hat2, int64_t n, double* sum, double* sum_hat,
-                        double* sum_hat2) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) {
-    const double dj = d[j];
-    sum[j] += dj;
-    sum_hat[j] += dj * hat[j];
-    sum_hat2[j] += dj * hat2[j];
-  }
-}
-
-// The column sums as tensors of T.
-template <typename T> Tensor column_sums(const std::vector<double>& sums, const at::TensorOptions& opts) {
-  Tensor out = at::empty({int64_t(sums.size())}, opts);
-  std::copy(sums.begin(), sums.end(), out.data_ptr<T>());
-  return out;
-}
-
 template <typename T>
 std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Tensor& dc_T, const Tensor& gates,
                              const Tensor& c_prev, const Tensor& phic, const Tensor& x_hat, const Tensor& x_rstd,
@@ -344,6 +313,14 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     CellBackward<T> cb = base;
     for (int64_t t = steps - 1; t >= 0; --t) {
       cb.point(t, gates, phic, c_prev, d_pre);
+      if (t > 0) {                                // the previous step's saved values, fetched meanwhile
+        prefetch_units(step_ptr<T>(gates, t - 1), B, G, H, kGates, u0, units);
+        prefetch_units(step_ptr<T>(h_hat, t - 1), B, G, H, kGates, u0, units);
+        if (in_loop) prefetch_units(step_ptr<T>(x_hat, t - 1), B, G, H, kGates, u0, units);
+        prefetch_units(step_ptr<T>(c_prev, t - 1), B, H, H, 1, u0, units);
+        prefetch_units(step_ptr<T>(phic, t - 1), B, H, H, 1, u0, units);
+        prefetch_units(step_ptr<T>(c_hat, t - 1), B, H, H, 1, u0, units);
+      }
       cb.d_pre = step_ptr<T>(d_pre, in_loop ? 0 : t);
       cb.dphi = step_ptr<T>(d_c_norm, in_loop ? 0 : t);
       const T* ch = step_ptr<T>(c_hat, t);

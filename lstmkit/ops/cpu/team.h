@@ -135,17 +135,25 @@ std::vector<Tensor> forward_in_batch_chunks(const Tensor& x, const OptTensor& ou
   return result;
 }
 
-// A backward in the chunks its forward ran in: run(c, b0, n) runs chunk c's rows alone and
-// returns its results; they come back one chunk after another, each padded with undefined
-// tensors to `width`.
+// A backward over x [T, B, I] in the chunks its forward ran in: run(c, b0, n, dx_rows) runs
+// chunk c's rows alone and returns its results, with dx written into dx_rows (those rows of one
+// [T, B, I] dx for the whole batch: no join after) where its loop makes dx. The results come back
+// one chunk after another, each padded with undefined tensors to `width`, then the whole dx:
+// undefined unless every chunk wrote its rows there (value dx_at of each chunk's results defined).
 template <typename Run>
-std::vector<Tensor> backward_in_batch_chunks(int64_t B, int chunks, size_t width, const Run& run) {
-  auto parts = in_batch_chunks(B, chunks, run);
+std::vector<Tensor> backward_in_batch_chunks(const Tensor& x, int chunks, size_t width, size_t dx_at,
+                                             const Run& run) {
+  Tensor dx = at::empty(x.sizes(), x.options());
+  auto parts = in_batch_chunks(x.size(1), chunks,
+                               [&](int c, int64_t b0, int64_t n) { return run(c, b0, n, dx.narrow(1, b0, n)); });
   std::vector<Tensor> result;
+  bool whole = true;
   for (auto& part : parts) {
     part.resize(width);
+    whole = whole && part[dx_at].defined();
     result.insert(result.end(), part.begin(), part.end());
   }
+  result.push_back(whole ? dx : Tensor());
   return result;
 }
 
