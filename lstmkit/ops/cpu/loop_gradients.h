@@ -72,10 +72,10 @@ template <typename T> class GradientTiles {
   std::vector<T> tiles_;
 };
 
-// sum[j] += d[j] over n columns in double, and with a hat, sum_hat[j] += d[j] hat[j] too (with a
-// second hat, sum_hat2 as well, in the same pass): a bias's, gain's or peephole's gradient as a
-// column sum over all rows, made as the backward loop makes each row's gate gradients, while
-// they are in cache. Each thread adds only its own columns.
+// sum[j] += d[j] over n columns in double, and with a hat, sum_hat[j] += d[j] hat[j] too: a
+// bias's, gain's or peephole's gradient as a column sum over all rows, made as the backward
+// loop makes each row's gate gradients, while they are in cache. Each thread adds only its own
+// columns.
 template <typename T> inline void add_columns(const T* d, int64_t n, double* sum) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) sum[j] += double(d[j]);
@@ -87,17 +87,6 @@ inline void add_columns(const T* d, const T* hat, int64_t n, double* sum, double
     const double dj = d[j];
     sum[j] += dj;
     sum_hat[j] += dj * hat[j];
-  }
-}
-template <typename T>
-inline void add_columns(const T* d, const T* hat, const T* hat2, int64_t n, double* sum, double* sum_hat,
-                        double* sum_hat2) {
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) {
-    const double dj = d[j];
-    sum[j] += dj;
-    sum_hat[j] += dj * hat[j];
-    sum_hat2[j] += dj * hat2[j];
   }
 }
 

@@ -8,6 +8,7 @@
 // The input's layer norm needs no state: all steps are normalised before the loop (forward) and
 // its gradient is taken after it (backward).
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 
 #include "lstm_cell.h"
@@ -241,6 +242,63 @@ template <typename T> std::pair<double, double> gain_sums(const T* d, const T* g
   return {s, sh};
 }
 
+// Both norms' sums over a row's gate gradients d, in one pass with the column sums the loop makes
+// beside the weight gradients: sum_j d_j g_hh_j and sum_j d_j g_hh_j h_hat_j (the recurrent
+// norm's gain sums), the same with g_ih and x_hat (the input's), and per column d, d h_hat and
+// d x_hat added to sum, sum_hh and sum_ih. All in double; add() takes a row's columns a piece at
+// a time (a thread's units of each gate).
+struct NormSums {
+  using D = Simd<double>::vec;
+  static constexpr int64_t L = Simd<double>::lanes;
+  D s_h{}, sh_h{}, s_x{}, sx_x{};
+  double tail[4] = {0, 0, 0, 0};
+
+  template <typename T>
+  void add(const T* d, const T* g_hh, const T* hh, const T* g_ih, const T* xh, int64_t n, double* sum,
+           double* sum_hh, double* sum_ih) {
+    typedef T Part __attribute__((vector_size(L * sizeof(T))));
+    auto load = [](const T* p) {
+      Part v;
+      std::memcpy(&v, p, sizeof(Part));
+      return __builtin_convertvector(v, D);
+    };
+    auto add_to = [](double* p, D v) {
+      D a;
+      std::memcpy(&a, p, sizeof(D));
+      a += v;
+      std::memcpy(p, &a, sizeof(D));
+    };
+    int64_t j = 0;
+    for (; j + L <= n; j += L) {
+      const D dj = load(d + j), h = load(hh + j), x = load(xh + j);
+      const D dgh = dj * load(g_hh + j), dgx = dj * load(g_ih + j);
+      s_h += dgh;
+      sh_h += dgh * h;
+      s_x += dgx;
+      sx_x += dgx * x;
+      add_to(sum + j, dj);
+      add_to(sum_hh + j, dj * h);
+      add_to(sum_ih + j, dj * x);
+    }
+    for (; j < n; ++j) {
+      const double dj = d[j], dgh = dj * g_hh[j], dgx = dj * g_ih[j];
+      tail[0] += dgh;
+      tail[1] += dgh * hh[j];
+      tail[2] += dgx;
+      tail[3] += dgx * xh[j];
+      sum[j] += dj;
+      sum_hh[j] += dj * hh[j];
+      sum_ih[j] += dj * xh[j];
+    }
+  }
+  static double total(const D& v, double t) {
+    for (int64_t i = 0; i < L; ++i) t += v[i];
+    return t;
+  }
+  std::pair<double, double> recurrent() const { return {total(s_h, tail[0]), total(sh_h, tail[1])}; }
+  std::pair<double, double> input() const { return {total(s_x, tail[2]), total(sx_x, tail[3])}; }
+};
+
 template <typename T>
 std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Tensor& dc_T, const Tensor& gates,
                              const Tensor& c_prev, const Tensor& phic, const Tensor& x_hat, const Tensor& x_rstd,
@@ -352,14 +410,17 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
 #pragma omp simd
         for (int64_t j = 0; j < units; ++j) dcnr[j] += r * (dph[j] * g_c[u0 + j] - mean_d - chr[j] * mean_dh);
         cb.through_cell(b, u0, units);
-        partial_h[tid * B + b] = gain_sums(cb.d_pre + b * G + u0, g_hh + u0, hh + b * G + u0, units, H, kGates);
         if (in_loop) {
-          partial_x[tid * B + b] = gain_sums(cb.d_pre + b * G + u0, g_ih + u0, xh + b * G + u0, units, H, kGates);
+          NormSums sums;
           for (int64_t g = 0; g < kGates; ++g) {
             const int64_t c = g * H + u0, o = b * G + c;
-            add_columns(cb.d_pre + o, hh + o, xh + o, units, sum_d.data() + c, sum_d_hh.data() + c,
-                        sum_d_ih.data() + c);
+            sums.add(cb.d_pre + o, g_hh + c, hh + o, g_ih + c, xh + o, units, sum_d.data() + c,
+                     sum_d_hh.data() + c, sum_d_ih.data() + c);
           }
+          partial_h[tid * B + b] = sums.recurrent();
+          partial_x[tid * B + b] = sums.input();
+        } else {
+          partial_h[tid * B + b] = gain_sums(cb.d_pre + b * G + u0, g_hh + u0, hh + b * G + u0, units, H, kGates);
         }
       }
 #pragma omp barrier
