@@ -68,7 +68,9 @@ def _after_loop(out, x, w, s, reversed):
     """From what the backward loop returned (backward_input_steps' values) to (dx, dh0, grads):
     what the loop left, one GEMM or reduction each. x and s, the saved dict, of the rows it ran."""
     T, B, _ = x.shape
-    d_gx, d_gh, dh0, dx, dw_ih, dw_hh = out
+    d_gx, d_gh, dh0, dx, dw_ih, dw_hh, *column_sums = out
+    # The fused loop sums the biases' gradients itself where it makes the weights'.
+    in_loop = dict(zip(("b_ih", "b_hh"), column_sums))
     if reversed and (dx is None or dw_ih is None):
         x = x.flip(0)                       # what the steps read, for the GEMMs below
     if dx is None:
@@ -78,8 +80,8 @@ def _after_loop(out, x, w, s, reversed):
     grads = dict(
         w_ih=gemm_over_steps(d_gx, x) if dw_ih is None else dw_ih,
         w_hh=gemm_over_steps(d_gh, s["h_in"]) if dw_hh is None else dw_hh,
-        b_ih=sum_rows(d_gx) if w.b_ih is not None else None,
-        b_hh=sum_rows(d_gh) if w.b_hh is not None else None,
+        b_ih=None if w.b_ih is None else in_loop["b_ih"] if in_loop.get("b_ih") is not None else sum_rows(d_gx),
+        b_hh=None if w.b_hh is None else in_loop["b_hh"] if in_loop.get("b_hh") is not None else sum_rows(d_gh),
     )
     return dx, dh0, grads
 

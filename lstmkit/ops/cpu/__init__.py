@@ -122,8 +122,10 @@ def _rows(m, batch, size):
     return None if m is None else m.expand(batch, size).contiguous()
 
 
-# How many values the LSTM's backward_input_steps returns (lstm_steps.cpp's lstm_backward_chunks: 16).
+# How many values the LSTM's and the GRU's backward_input_steps return (lstm_steps.cpp's
+# lstm_backward_chunks: 16; gru_steps.cpp's gru_backward_chunks: 8).
 BACKWARD_VALUES = 16
+GRU_BACKWARD_VALUES = 8
 
 
 class _LSTMSteps:
@@ -244,15 +246,16 @@ class _GRUSteps:
     def backward_input_steps(dy, dh_T, gates, gh_n, h_prev, w_hh, recurrent_mask, keep_h, out_mask,
                              activation, recurrent_activation, x, w_ih, h_in, reversed=False):
         """backward_steps given also x [T, B, I], W_ih and the saved h_in: returns its values, then
-        (dx, dW_ih, dW_hh), each None where the loop left it to the caller (reversed: as
-        _LSTMSteps.backward_input_steps)."""
+        (dx, dW_ih, dW_hh), each None where the loop left it to the caller, then b_ih's and b_hh's
+        gradients where the loop summed them beside the weights' (else None; d_gx and d_gh are None
+        then). reversed: as _LSTMSteps.backward_input_steps."""
         T, B = gates.shape[:2]
         H = dh_T.shape[-1]
         out = load().gru_backward_steps(_dense(dy), dh_T, gates, gh_n, h_prev, w_hh.contiguous(),
                                         _rows(recurrent_mask, B, H), _mask(keep_h, T, B, H),
                                         _mask(out_mask, T, B, 1), activation, recurrent_activation,
                                         _last_dense(x), _dense(w_ih), h_in, reversed, None)
-        return tuple(out) + (None,) * (6 - len(out))
+        return tuple(out) + (None,) * (GRU_BACKWARD_VALUES - len(out))
 
     @staticmethod
     def backward_input_chunks(dy, dh_T, saved, w, recurrent_mask, keep_h, out_mask, activation,
@@ -267,7 +270,8 @@ class _GRUSteps:
             _rows(recurrent_mask, B, H), _mask(keep_h, T, B, H), _mask(out_mask, T, B, 1), activation,
             recurrent_activation, _last_dense(x), w.w_ih.contiguous(), reversed)
         *out, dx = out
-        return [tuple(out[i:i + 6]) for i in range(0, len(out), 6)], dx
+        n = GRU_BACKWARD_VALUES
+        return [tuple(out[i:i + n]) for i in range(0, len(out), n)], dx
 
 
 lstm_steps = _LSTMSteps()

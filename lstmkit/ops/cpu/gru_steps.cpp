@@ -126,7 +126,7 @@ namespace lstmkit {
 // gru_backward_steps after a forward that ran the batch in chunks side by side (team.h's
 // batch_chunks): `saved` holds each chunk's 4 saved tensors in turn (gates, gh_n, h_prev, h_in).
 // Each chunk's backward runs alone on one thread, on its rows; returns each chunk's
-// gru_backward_steps results in turn, 6 a chunk, for the caller to join and sum, then dx for
+// gru_backward_steps results in turn, 8 a chunk, for the caller to join and sum, then dx for
 // the whole batch where the loops wrote it in place (backward_in_batch_chunks).
 std::vector<Tensor> gru_backward_chunks(OptTensor dy, Tensor dh_T, std::vector<Tensor> saved, Tensor w_hh,
                                         OptTensor rmask, OptTensor keep_h, OptTensor out_mask, std::string act,
@@ -135,7 +135,7 @@ std::vector<Tensor> gru_backward_chunks(OptTensor dy, Tensor dh_T, std::vector<T
   TORCH_CHECK(!saved.empty() && saved.size() % kSaved == 0 && x.dim() == 3, "gru_backward_chunks: expected ",
               kSaved, " saved tensors a chunk and x [T, B, I], got ", saved.size(), " and ", x.sizes());
   const int chunks = static_cast<int>(saved.size() / kSaved);
-  return backward_in_batch_chunks(x, chunks, 6, 3, [&](int c, int64_t b0, int64_t n, const Tensor& dx_rows) {
+  return backward_in_batch_chunks(x, chunks, 8, 3, [&](int c, int64_t b0, int64_t n, const Tensor& dx_rows) {
     const Tensor* s = saved.data() + c * kSaved;
     return gru_backward_steps(rows_of(dy, 1, b0, n), dh_T.narrow(-2, b0, n), s[0], s[1], s[2], w_hh,
                               rows_of(rmask, 0, b0, n), rows_of(keep_h, 1, b0, n), rows_of(out_mask, 1, b0, n), act,

@@ -115,12 +115,18 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   const int64_t steps = gates.size(0), B = gates.size(1), G = gates.size(2), H = dh_T.size(1);
   const int64_t blocks = (H + L - 1) / L;
   auto opts = gates.options();
-  // GradientTiles reads whole vectors of both
-  Tensor d_gx = padded_steps<T>(steps, B, G, opts), d_gh = padded_steps<T>(steps, B, G, opts);
-  Tensor dh = dh_T.clone();
-  Tensor panels = pooled_empty<T>({blocks * G * L}, opts);
   const Team team = team_size(blocks, B * G * H);
   LoopGradients<T> grads(inputs, G, team.workers, opts);
+  // With the weight gradients made in the loop, the biases' gradients are column sums made there
+  // too, and the gate gradients are kept only for the steps of one weight-gradient sum (step t
+  // in slot t % ring, as in lstm_team.cpp); otherwise every step, for the work after the loop.
+  const bool in_loop = grads.present();
+  const int64_t ring = in_loop ? std::min(steps, grads.steps_per_sum()) : steps;
+  // GradientTiles reads whole vectors of both
+  Tensor d_gx = padded_steps<T>(ring, B, G, opts), d_gh = padded_steps<T>(ring, B, G, opts);
+  std::vector<double> sum_gx(in_loop ? G : 0), sum_gh(sum_gx.size());   // b_ih's and b_hh's gradients
+  Tensor dh = dh_T.clone();
+  Tensor panels = pooled_empty<T>({blocks * G * L}, opts);
   Tensor a_pack = pooled_empty<T>({team.threads, B, G}, opts);
   T* pan = panels.data_ptr<T>();
   const T* w = w_hh.data_ptr<T>();
@@ -144,8 +150,8 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       cb.g = step_ptr<T>(gates, t);
       cb.gh_n = step_ptr<T>(gh_n, t);
       cb.h_prev = step_ptr<T>(h_prev, t);
-      cb.d_gx = step_ptr<T>(d_gx, t);
-      cb.d_gh = step_ptr<T>(d_gh, t);
+      cb.d_gx = step_ptr<T>(d_gx, t % ring);
+      cb.d_gh = step_ptr<T>(d_gh, t % ring);
       if (t > 0) {                                // the previous step's saved values, fetched meanwhile
         prefetch_units(step_ptr<T>(gates, t - 1), B, G, H, 3, u0, units);
         prefetch_units(step_ptr<T>(gh_n, t - 1), B, H, H, 1, u0, units);
@@ -154,7 +160,16 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       const int64_t n_rows = active.count[t];
       const int64_t* rows_of = active.of(t);
       if (units > 0) {
-        for (int64_t i = 0; i < n_rows; ++i) cb.units(rows_of[i], u0, units);
+        for (int64_t i = 0; i < n_rows; ++i) {
+          const int64_t b = rows_of[i];
+          cb.units(b, u0, units);
+          if (!in_loop) continue;
+          for (int64_t g = 0; g < G / H; ++g) {
+            const int64_t c = g * H + u0;
+            add_columns(cb.d_gx + b * G + c, units, sum_gx.data() + c);
+            add_columns(cb.d_gh + b * G + c, units, sum_gh.data() + c);
+          }
+        }
         for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) {   // dh passes through unchanged
           for (int64_t g = 0; g < 3; ++g) {
             std::memset(cb.d_gx + b * G + g * H + u0, 0, sizeof(T) * units);
@@ -169,8 +184,11 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
     }
     if (grads.present()) mine.write();
   }
-  std::vector<Tensor> out{d_gx, d_gh, dh};
-  if (grads.present()) for (const Tensor& g : grads.results()) out.push_back(g);
+  if (!in_loop) return {d_gx, d_gh, dh};
+  std::vector<Tensor> out{Tensor(), Tensor(), dh};
+  for (const Tensor& g : grads.results()) out.push_back(g);
+  out.push_back(column_sums<T>(sum_gx, opts));
+  out.push_back(column_sums<T>(sum_gh, opts));
   return out;
 }
 
