@@ -280,10 +280,11 @@ def run(args: argparse.Namespace) -> int:
     if args.rounds < 1:
         raise ValueError(f"--rounds must be at least 1, got {args.rounds}")
     configs = [args.config] if args.config else CONFIGS[1:3] if args.quick else CONFIGS
+    backend = ops.backend()      # builds the kernels if need be: the compiler is not another process's load
     busy0, mine0 = cpu_jiffies()
     wall0 = time.perf_counter()
     lines = [
-        f"lstmkit {lstmkit.__version__}, backend `{ops.backend()}`, torch {torch.__version__}, "
+        f"lstmkit {lstmkit.__version__}, backend `{backend}`, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()} "
         f"({_cpu_model()}), Python {platform.python_version()}, fp32, medians of {args.rounds} interleaved rounds.",
         "",
