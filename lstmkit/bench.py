@@ -1,10 +1,15 @@
 """lstmkit against its peers on the CPU, measured side by side, interleaved, in one process.
 
 For each configuration every contender runs once per round, rounds repeat, and the table
-reports medians and ratios to torch.nn.LSTM (torch.nn.GRU for the GRU rows) at the same size:
+reports medians, ratios to torch.nn.LSTM (torch.nn.GRU for the GRU rows) at the same size, and
+the rate of each contender's matrix-multiply work (gemm_work: 2 FLOPs per multiply-add of the
+products the layer needs, whatever else it does) in GFLOP/s:
 
     torch.nn.LSTM / GRU       torch's default path (oneDNN's RNN primitive for the LSTM)
     GEMM floor                just the matrix multiplies the recurrence needs, as torch.mm calls
+                              (one for the LSTM's shapes, one for the GRU's)
+    torch.mm 2048^3           one large square product: this run's reference for what the
+                              machine's GEMM reaches, against which to read the GFLOP/s column
     LSTMCell loop             a Python loop over torch.nn.LSTMCell: how users step a layer
     peephole loop (torch)     a hand-written peephole cell in torch ops: how users write variants
     lstmkit <cell>            lstmkit.nn.LSTM / GRU with the backend lstmkit.ops.backend() names
@@ -86,8 +91,9 @@ def cell_loop(x, cell):
 
 
 def gemm_floor(x, w_ih, w_hh, backward: bool):
-    """The GEMMs of one LSTM layer and nothing else: the input projection and one recurrent
-    GEMM per step; with backward also one dh GEMM per step, dx, dW_ih and dW_hh."""
+    """The GEMMs of one layer and nothing else (an LSTM's or a GRU's, by the weights' shapes): the
+    input projection and one recurrent GEMM per step; with backward also one dh GEMM per step, dx,
+    dW_ih and dW_hh."""
     T, B, I = x.shape
     G, H = w_hh.shape
     x2 = x.reshape(T * B, I)
@@ -105,13 +111,42 @@ def gemm_floor(x, w_ih, w_hh, backward: bool):
         d.t() @ x2.new_empty(T * B, H)                  # dW_hh    [G, H]
 
 
+def gemm_work(cfg: Config, *, gates: int = 4, proj: int = 0, backward: bool = False, rows: int | None = None) -> int:
+    """FLOPs (2 per multiply-add) of the matrix products a run of the layer stack needs: per layer
+    and direction, the input's product ([rows, I] by [I, gates * H]), the recurrent one each step
+    ([B, P] by [P, gates * H], P = proj or H) and, with a projection, [B, H] by [H, P]. Backward
+    takes two products of the same size for each (the input's and the weight's gradient): training
+    is three times the forward. rows: the batch rows summed over steps that run (T * B, fewer
+    with lengths). Layer-norm statistics, gates and cell updates are not counted."""
+    rows = cfg.T * cfg.B if rows is None else rows
+    dirs = 2 if cfg.bidirectional else 1
+    out = proj or cfg.H
+    total = 0
+    for layer in range(cfg.layers):
+        width = cfg.I if layer == 0 else dirs * out
+        total += dirs * 2 * rows * (gates * cfg.H * (width + out) + (cfg.H * proj if proj else 0))
+    return total * (3 if backward else 1)
+
+
+def reference_gemm(n: int = 2048):
+    """One [n, n] by [n, n] torch.mm: what the machine's GEMM reaches in this run."""
+    a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    return (lambda: torch.mm(a, b, out=c)), 2 * n ** 3
+
+
 def make_contenders(cfg: Config, backward: bool):
-    """name -> (callable, group) for one configuration; group names the torch baseline."""
+    """(name -> (callable, group), name -> GEMM work in FLOPs) for one configuration; group names
+    the torch baseline ("ref": none)."""
     torch.manual_seed(0)
     kw = dict(num_layers=cfg.layers, bidirectional=cfg.bidirectional)
     x = torch.randn(cfg.T, cfg.B, cfg.I, requires_grad=backward)
     lengths = torch.randint(cfg.T // 2, cfg.T + 1, (cfg.B,))
     lengths[0] = cfg.T
+    entries, works = {}, {}
+
+    def add(name, f, group, gates=4, proj=0, rows=None):
+        entries[name] = (f, group)
+        works[name] = gemm_work(cfg, gates=gates, proj=proj, backward=backward, rows=rows)
 
     def run(module, **fkw):
         def f():
@@ -121,28 +156,37 @@ def make_contenders(cfg: Config, backward: bool):
                 y.sum().backward()
         return f
 
-    entries = {}
-    entries["torch.nn.LSTM"] = (run(nn.LSTM(cfg.I, cfg.H, **kw)), "lstm")
-    entries["lstmkit vanilla"] = (run(lnn.LSTM(cfg.I, cfg.H, **kw)), "lstm")
+    single = cfg.layers == 1 and not cfg.bidirectional
+    add("torch.nn.LSTM", run(nn.LSTM(cfg.I, cfg.H, **kw)), "lstm")
+    add("lstmkit vanilla", run(lnn.LSTM(cfg.I, cfg.H, **kw)), "lstm")
     for cell in ("peephole", "cifg", "layernorm"):
-        entries[f"lstmkit {cell}"] = (run(lnn.LSTM(cfg.I, cfg.H, cell=cell, **kw)), "lstm")
-    entries[f"lstmkit proj_size={cfg.H // 2}"] = (run(lnn.LSTM(cfg.I, cfg.H, proj_size=cfg.H // 2, **kw)), "lstm")
+        add(f"lstmkit {cell}", run(lnn.LSTM(cfg.I, cfg.H, cell=cell, **kw)), "lstm", gates=3 if cell == "cifg" else 4)
+    P = cfg.H // 2
+    add(f"lstmkit proj_size={P}", run(lnn.LSTM(cfg.I, cfg.H, proj_size=P, **kw)), "lstm", proj=P)
     if backward:
         reg = lnn.LSTM(cfg.I, cfg.H, recurrent_dropout=0.25, zoneout=0.1, **kw).train()
-        entries["lstmkit rec.dropout+zoneout"] = (run(reg), "lstm")
-    entries["lstmkit vanilla, lengths"] = (run(lnn.LSTM(cfg.I, cfg.H, **kw), lengths=lengths), "lstm")
-    if cfg.layers == 1 and not cfg.bidirectional:
+        add("lstmkit rec.dropout+zoneout", run(reg), "lstm")
+    add("lstmkit vanilla, lengths", run(lnn.LSTM(cfg.I, cfg.H, **kw), lengths=lengths), "lstm",
+        rows=int(lengths.sum()))
+    if single:
         w_ih = torch.randn(4 * cfg.H, cfg.I) * 0.05
         w_hh = torch.randn(4 * cfg.H, cfg.H) * 0.05
-        entries["GEMM floor"] = (lambda: gemm_floor(x.detach(), w_ih, w_hh, backward), "lstm")
+        add("GEMM floor", lambda: gemm_floor(x.detach(), w_ih, w_hh, backward), "lstm")
         cell = nn.LSTMCell(cfg.I, cfg.H)
-        entries["LSTMCell loop"] = (lambda: _maybe_backward(cell_loop(x, cell), backward), "lstm")
+        add("LSTMCell loop", lambda: _maybe_backward(cell_loop(x, cell), backward), "lstm")
         params = [nn.Parameter(torch.randn(4 * cfg.H, cfg.I) * 0.05), nn.Parameter(torch.randn(4 * cfg.H, cfg.H) * 0.05),
                   nn.Parameter(torch.zeros(4 * cfg.H)), nn.Parameter(torch.randn(3, cfg.H) * 0.1)]
-        entries["peephole loop (torch)"] = (lambda: _maybe_backward(peephole_loop(x, params, cfg.H), backward), "lstm")
-    entries["torch.nn.GRU"] = (run(nn.GRU(cfg.I, cfg.H, **kw)), "gru")
-    entries["lstmkit GRU"] = (run(lnn.GRU(cfg.I, cfg.H, **kw)), "gru")
-    return entries
+        add("peephole loop (torch)", lambda: _maybe_backward(peephole_loop(x, params, cfg.H), backward), "lstm")
+    add("torch.nn.GRU", run(nn.GRU(cfg.I, cfg.H, **kw)), "gru", gates=3)
+    add("lstmkit GRU", run(lnn.GRU(cfg.I, cfg.H, **kw)), "gru", gates=3)
+    if single:
+        g_ih = torch.randn(3 * cfg.H, cfg.I) * 0.05
+        g_hh = torch.randn(3 * cfg.H, cfg.H) * 0.05
+        add("GRU GEMM floor", lambda: gemm_floor(x.detach(), g_ih, g_hh, backward), "gru", gates=3)
+    mm, works_mm = reference_gemm()
+    entries["torch.mm 2048^3"] = (mm, "ref")
+    works["torch.mm 2048^3"] = works_mm
+    return entries, works
 
 
 def _maybe_backward(y, backward):
@@ -234,13 +278,18 @@ def measure(entries: dict, rounds: int) -> dict[str, float]:
     return {name: statistics.median(v) for name, v in times.items()}
 
 
-def table(title: str, medians: dict[str, float], groups: dict[str, str], unit_scale: float, unit: str) -> list[str]:
+def table(title: str, medians: dict[str, float], groups: dict[str, str], unit_scale: float, unit: str,
+          works: dict[str, int] | None = None) -> list[str]:
+    """A markdown table of the medians, their ratios to the group's torch baseline and, given the
+    contenders' GEMM work, its rate."""
     base = {"lstm": medians.get("torch.nn.LSTM", medians.get("torch.nn.LSTM per step")),
             "gru": medians.get("torch.nn.GRU")}
-    lines = [f"| {title} | {unit} | ratio to torch |", "|---|---:|---:|"]
+    rate = " GFLOP/s |" if works else ""
+    lines = [f"| {title} | {unit} | ratio to torch |{rate}", "|---|---:|---:|" + ("---:|" if works else "")]
     for name, t in medians.items():
-        ref = base[groups[name]]
-        lines.append(f"| {name} | {t * unit_scale:.2f} | {t / ref:.2f} |")
+        ratio = f"{t / base[groups[name]]:.2f}" if groups[name] in base else "-"
+        cells = [name, f"{t * unit_scale:.2f}", ratio] + ([f"{works[name] / t / 1e9:.0f}"] if works else [])
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -291,12 +340,12 @@ def run(args: argparse.Namespace) -> int:
     ]
     for cfg in configs:
         for backward in (False, True):
-            entries = make_contenders(cfg, backward)
+            entries, works = make_contenders(cfg, backward)
             with torch.set_grad_enabled(backward):
                 medians = measure(entries, args.rounds)
             mode = "forward + backward" if backward else "forward (no_grad)"
             groups = {name: g for name, (_, g) in entries.items()}
-            lines += table(f"{cfg.name}, {mode}", medians, groups, 1e3, "ms") + [""]
+            lines += table(f"{cfg.name}, {mode}", medians, groups, 1e3, "ms", works) + [""]
             print("\n".join(lines[-len(medians) - 3:]), flush=True)
     if _has_bf16():
         cfg = configs[0]
