@@ -196,6 +196,14 @@ template <typename T> struct CellBackward {
   T* dphi;               // [B, H] dL/d phi's input (layernorm: the step of d_c_norm)
   const T *c_hat, *c_rstd;
   int64_t dy_step = 0;   // B * P, or -B * P for a dy read from its end (common.h's step_walk)
+  // Where d_row is set, d_pre is a thread's compact block of its own columns instead of a
+  // [B, G] step: rows d_row apart, gates d_gate apart, starting at unit d_unit0.
+  int64_t d_row = 0, d_gate = 0, d_unit0 = 0;
+
+  // Gate k's gradients of row b from unit u0 on.
+  T* d_at(int64_t b, int64_t k, int64_t u0) const {
+    return d_row ? d_pre + b * d_row + k * d_gate + (u0 - d_unit0) : d_pre + b * G + k * H + u0;
+  }
 
   // Points at step t of the saved gates, phic and c_prev and of d_pre, each [T, B, *].
   void point(int64_t step, const Tensor& gates, const Tensor& phic_all, const Tensor& c_prev_all,
@@ -236,9 +244,9 @@ template <typename T> struct CellBackward {
   // gate's gradient; dphi and, outside the layer norm, its share of dcn. (A team loop adds the
   // layernorm cell's share of dcn here, across threads.)
   void through_output(int64_t b, int64_t u0, int64_t n) const {
-    const int64_t o_gate = (cell == Cell::Cifg ? 2 : 3) * H;
-    const T* go = g + b * G + o_gate + u0;
-    T* dao = d_pre + b * G + o_gate + u0;
+    const int64_t o_gate = cell == Cell::Cifg ? 2 : 3;
+    const T* go = g + b * G + o_gate * H + u0;
+    T* dao = d_at(b, o_gate, u0);
     const int64_t r = b * H + u0;
     const T* pr = phic + r;
     const T* dmr = dm + r;
@@ -270,10 +278,9 @@ template <typename T> struct CellBackward {
     const T* gi = cifg ? nullptr : gr + u0;
     const T* gf = (cifg ? gr : gr + H) + u0;
     const T* gg = gf + H;
-    T* dr = d_pre + b * G;
-    T* dai = cifg ? nullptr : dr + u0;
-    T* daf = (cifg ? dr : dr + H) + u0;
-    T* dag = daf + H;
+    T* dai = cifg ? nullptr : d_at(b, 0, u0);
+    T* daf = d_at(b, cifg ? 0 : 1, u0);
+    T* dag = d_at(b, cifg ? 1 : 2, u0);
     const int64_t r = b * H + u0;
     const T* cp = c_prev + r;
     T* dcr = dc + r;

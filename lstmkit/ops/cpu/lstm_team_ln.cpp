@@ -341,7 +341,9 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   // [T, B, G] buffers written, then read again by reductions after the loop.
   const bool in_loop = grads.present();     // the input's norm too, step by step
   const int64_t kept_steps = in_loop ? 1 : steps;
-  Tensor d_pre = pooled_empty<T>({kept_steps, B, G}, opts);
+  // In the loop, each thread keeps the gate gradients of its own columns in a compact block of
+  // its own (the forward's OwnColumns, for the same reason); after it, every step's [B, G].
+  Tensor d_pre = in_loop ? Tensor() : pooled_empty<T>({steps, B, G}, opts);
   Tensor d_c_norm = pooled_empty<T>({kept_steps, B, H}, opts);
   // Those column sums (in_loop only): of d_pre, d_pre * h_hat, d_pre * x_hat [G]; of d_c_norm
   // and d_c_norm * c_hat [H].
@@ -391,8 +393,20 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
       return std::make_pair(s, sh);
     };
     CellBackward<T> cb = base;
+    const int64_t width = std::max<int64_t>(1, (own.last - own.first) * L);
+    Tensor own_d = in_loop ? pooled_empty<T>({B, kGates * width}, opts) : Tensor();
+    if (in_loop) {
+      cb.d_pre = own_d.data_ptr<T>();
+      cb.d_row = kGates * width;
+      cb.d_gate = width;
+      cb.d_unit0 = u0;
+    }
     for (int64_t t = steps - 1; t >= 0; --t) {
-      cb.point(t, gates, phic, c_prev, d_pre);
+      cb.t = t;
+      cb.g = step_ptr<T>(gates, t);
+      cb.phic = step_ptr<T>(phic, t);
+      cb.c_prev = step_ptr<T>(c_prev, t);
+      if (!in_loop) cb.d_pre = step_ptr<T>(d_pre, t);
       if (t > 0) {                                // the previous step's saved values, fetched meanwhile
         prefetch_units(step_ptr<T>(gates, t - 1), B, G, H, kGates, u0, units);
         prefetch_units(step_ptr<T>(h_hat, t - 1), B, G, H, kGates, u0, units);
@@ -401,7 +415,6 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
         prefetch_units(step_ptr<T>(phic, t - 1), B, H, H, 1, u0, units);
         prefetch_units(step_ptr<T>(c_hat, t - 1), B, H, H, 1, u0, units);
       }
-      cb.d_pre = step_ptr<T>(d_pre, in_loop ? 0 : t);
       cb.dphi = step_ptr<T>(d_c_norm, in_loop ? 0 : t);
       const T* ch = step_ptr<T>(c_hat, t);
       const T* hh = step_ptr<T>(h_hat, t);
@@ -436,7 +449,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
           NormSums sums;
           for (int64_t g = 0; g < kGates; ++g) {
             const int64_t c = g * H + u0, o = b * G + c;
-            sums.add(cb.d_pre + o, g_hh + c, hh + o, g_ih + c, xh + o, units, sum_d.data() + c,
+            sums.add(cb.d_at(b, g, u0), g_hh + c, hh + o, g_ih + c, xh + o, units, sum_d.data() + c,
                      sum_d_hh.data() + c, sum_d_ih.data() + c);
           }
           partial_h[tid * B + b] = sums.recurrent();
@@ -453,7 +466,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
           const T mean_d = T(s / G), mean_dh = T(sh / G), r = rstd[b];
           for (int64_t g = 0; g < kGates; ++g) {
             const int64_t o = b * G + g * H + u0;
-            const T *dp = cb.d_pre + o, *hr = hat + o, *gg = gain + g * H + u0;
+            const T *dp = cb.d_at(b, g, u0), *hr = hat + o, *gg = gain + g * H + u0;
             T* ob = out + o;
 #pragma omp simd
             for (int64_t j = 0; j < units; ++j) ob[j] = r * (dp[j] * gg[j] - mean_d - hr[j] * mean_dh);
