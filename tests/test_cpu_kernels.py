@@ -503,21 +503,23 @@ class _GRUProjectionFirst:
 
 
 @pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
-@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "gru"])
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "gru", "projection"])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("ragged", [False, True])
 @pytest.mark.parametrize("store", [False, True])
 def test_input_projection_inside_the_loop_equals_the_projection_before_it(cell, bias, ragged, store):
     """The team loops that multiply x_t W_ih themselves, on a batch_first view (rows T * I apart)
     and with rows that end early, against the projection as one GEMM before the loop: the same
-    outputs, states and saved tensors to rounding (float64)."""
+    outputs, states and saved tensors to rounding (float64). "projection": the cifg cell with
+    proj_size."""
     g = torch.Generator().manual_seed(11)
     T, B, I, H = 6, 9, 21, 40
     gru = cell == "gru"
+    cell, proj = ("cifg", 24) if cell == "projection" else (cell, 0)
     w = (random_gru_weights(I, H, bias, torch.float64, g) if gru
-         else random_lstm_weights(cell, I, H, 0, bias, torch.float64, g))
+         else random_lstm_weights(cell, I, H, proj, bias, torch.float64, g))
     x = torch.randn(B, T, I, dtype=torch.float64, generator=g).transpose(0, 1)    # a [T, B, I] view
-    h0 = torch.randn(B, H, dtype=torch.float64, generator=g)
+    h0 = torch.randn(B, proj or H, dtype=torch.float64, generator=g)
     c0 = torch.randn(B, H, dtype=torch.float64, generator=g)
     lengths = torch.randint(1, T + 1, (B,), generator=g) if ragged else None
     keep_h, keep_c, out_mask = ops.step_masks(T, lengths, None, None, x)
@@ -557,14 +559,15 @@ class _GRUGradientsAfterTheLoop:
 
 
 @pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
-@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "gru"])
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "gru", "projection"])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("ragged", [False, True])
 @pytest.mark.parametrize("large", [False, True])
 def test_gradients_made_inside_the_backward_loop_equal_the_gemms_after_it(cell, threads, ragged, large):
     """While their weight-gradient tiles fit a core's cache, the backward team loops make
     dx_t = d_t W_ih beside dh_{t-1}, and dW_ih and dW_hh (the layernorm loop also the input
-    norm's gradient d_t, step by step), and the bias, gain and peephole gradients as column sums: against
+    norm's gradient d_t, step by step; the projection's loop dW_hr too, here on the peephole
+    cell), and the bias, gain and peephole gradients as column sums: against
     the same backward with those as GEMMs and reductions over all steps after the loop, to
     rounding (float64). The weight gradients are summed 28 steps at a
     time here (256 rows), the first sum over the last 12 steps; x is a batch_first view (read
@@ -573,18 +576,22 @@ def test_gradients_made_inside_the_backward_loop_equal_the_gemms_after_it(cell, 
     g = torch.Generator().manual_seed(3)
     T, B, I, H = (4, 7, 1800, 264) if large else (40, 9, 21, 72)   # both run a team
     gru = cell == "gru"
+    cell, proj = ("peephole", 24) if cell == "projection" else (cell, 0)
+    P = proj or H
     dtype = torch.float64
-    w = random_gru_weights(I, H, True, dtype, g) if gru else random_lstm_weights(cell, I, H, 0, True, dtype, g)
+    w = random_gru_weights(I, H, True, dtype, g) if gru else random_lstm_weights(cell, I, H, proj, True, dtype, g)
+    if proj:                            # smaller, so that the gradients stay O(1) through 40 steps
+        w = w._replace(w_hr=w.w_hr.detach() * 0.15)
     x = torch.randn(B, T, I, dtype=dtype, generator=g).transpose(0, 1)    # a [T, B, I] view
     if not ragged:
         x = x.contiguous()
-    h0 = torch.randn(B, H, dtype=dtype, generator=g)
+    h0 = torch.randn(B, P, dtype=dtype, generator=g)
     c0 = torch.randn(B, H, dtype=dtype, generator=g)
     lengths = torch.randint(1, T + 1, (B,), generator=g) if ragged else None
-    rmask = (torch.rand(B, H, generator=g) > 0.3).to(dtype) / 0.7 if ragged else None
+    rmask = (torch.rand(B, P, generator=g) > 0.3).to(dtype) / 0.7 if ragged else None
     keep_h, keep_c, out_mask = ops.step_masks(T, lengths, None, None, x)
-    dy = torch.randn(T, B, H, dtype=dtype, generator=g)
-    dh, dc = torch.randn(B, H, dtype=dtype, generator=g), torch.randn(B, H, dtype=dtype, generator=g)
+    dy = torch.randn(T, B, P, dtype=dtype, generator=g)
+    dh, dc = torch.randn(B, P, dtype=dtype, generator=g), torch.randn(B, H, dtype=dtype, generator=g)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -603,9 +610,11 @@ def test_gradients_made_inside_the_backward_loop_equal_the_gemms_after_it(cell, 
             [s] = saved
             made = cpu.lstm_steps.backward_input_steps(
                 dy, dh, dc, s["gates"], s["c_prev"], s["c_new"], s["phic"], s["x_hat"], s["x_rstd"], s["h_hat"],
-                s["h_rstd"], s["c_hat"], s["c_rstd"], w.w_hh, None, w.w_peep, w.ln_gain_ih, w.ln_gain_hh,
-                w.ln_gain_c, rmask, keep_h, keep_c, out_mask, cell, "tanh", "sigmoid", x, w.w_ih, s["h_in"])
-            made, sums = made[7:10], made[10:]
+                s["h_rstd"], s["c_hat"], s["c_rstd"], w.w_hh, w.w_hr, w.w_peep, w.ln_gain_ih, w.ln_gain_hh,
+                w.ln_gain_c, rmask, keep_h, keep_c, out_mask, cell, "tanh", "sigmoid", x, w.w_ih, s["h_in"],
+                s["h_core"])
+            made, dw_hr, sums = made[7:10], made[10], made[11:]
+            assert (dw_hr is not None) == (proj and not large)
             # the loops also sum the bias (and gain or peephole) gradients where they make the weights'
             ln, peep = cell == "layernorm", cell == "peephole"
             assert [v is not None for v in sums] == [not large and c for c in (True, ln, ln, ln, ln, peep)]
@@ -747,8 +756,7 @@ def test_inference_split_by_rows_equals_one_thread(cell, order, B):
     """A small layer's inference runs each thread's rows of the batch alone (team.h's
     batch_chunks; sizes here small enough for it): outputs and final states equal the same op on
     one thread, with recurrent dropout, zoneout, lengths or reversed input, written into a half
-    of a wider buffer. The projection cell (P=10 outputs of H=24) reads the input's projection
-    made before the loop."""
+    of a wider buffer. The projection cell has P=10 outputs of H=24."""
     T, H = 13, 24
     gru = cell == "gru"
     P = 10 if cell == "projection" else H
@@ -774,19 +782,21 @@ def test_inference_split_by_rows_equals_one_thread(cell, order, B):
 
 
 @pytest.mark.skipif(FORCED_PLAIN, reason="LSTMKIT_BACKEND=torch asks for the plain-torch loops")
-@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "gru"])
+@pytest.mark.parametrize("cell", ["vanilla", "peephole", "cifg", "layernorm", "projection", "gru"])
 @pytest.mark.parametrize("order", ["forward", "reversed", "lengths"])
 @pytest.mark.parametrize("threads", [2, 3])
 def test_training_split_by_rows_equals_one_thread(cell, order, threads):
     """Training of a small layer runs each thread's rows of the batch alone, forward and
     backward (team.h's batch_chunks, 16 rows a thread or more). Outputs, final states and every
     gradient equal the same op on one thread, with recurrent dropout, zoneout, lengths or
-    reversed input; the forward's saved tensors come in one part per chunk."""
+    reversed input; the forward's saved tensors come in one part per chunk. The projection cell
+    has P=10 outputs of H=24."""
     g = torch.Generator().manual_seed(12)
     T, B, H = 11, 53, 24
     gru = cell == "gru"
+    P = 10 if cell == "projection" else H
     cell, w, x, h0, c0, options = _masked_case(cell, order, T, B, 10, H, g)
-    weigh = torch.randn(T, B, H, dtype=x.dtype, generator=g)
+    weigh = torch.randn(T, B, P, dtype=x.dtype, generator=g)
     before = torch.get_num_threads()
     runs = []
     try:

@@ -98,9 +98,9 @@ def lstm_backward(dy, dh_T, dc_T, x, w, saved, cell, activation, recurrent_activ
             s["x_hat"], s["x_rstd"], s["h_hat"], s["h_rstd"], s["c_hat"], s["c_rstd"], w.w_hh, w.w_hr, w.w_peep,
             w.ln_gain_ih, w.ln_gain_hh, w.ln_gain_c, *masks, cell, activation, recurrent_activation)
     if hasattr(steps, "backward_input_steps"):   # dx, dW_ih and dW_hh inside the loop, where it can
-        out = steps.backward_input_steps(*args, x, w.w_ih, s["h_in"], reversed)
+        out = steps.backward_input_steps(*args, x, w.w_ih, s["h_in"], s["h_core"], reversed)
     else:                                    # plain loops: dy in the steps' order
-        out = steps.backward_steps(dy.flip(0) if reversed else dy, *args[1:]) + (None, None, None)
+        out = steps.backward_steps(dy.flip(0) if reversed else dy, *args[1:]) + (None,) * 4
     return _after_loop(out, x, w, s, cell, reversed)
 
 
@@ -109,7 +109,7 @@ def _after_loop(out, x, w, s, cell, reversed):
     grads): what the loop left, one GEMM or reduction each over all steps. x [T, B, I] and s,
     the saved dict, of the rows the loop ran."""
     T, B, _ = x.shape
-    d_pre, d_xw, d_hw, dh_new, d_c_norm, dh0, dc0, dx, dw_ih, dw_hh, *column_sums = out
+    d_pre, d_xw, d_hw, dh_new, d_c_norm, dh0, dc0, dx, dw_ih, dw_hh, dw_hr, *column_sums = out
     if reversed and (dx is None or dw_ih is None):
         x = x.flip(0)                       # what the steps read, for the GEMMs below
     layernorm = cell == "layernorm"
@@ -130,7 +130,7 @@ def _after_loop(out, x, w, s, cell, reversed):
         w_hh=gemm_over_steps(d_hw if layernorm else d_pre, s["h_in"]) if dw_hh is None else dw_hh,
         b_ih=d_bias if w.b_ih is not None else None,
         b_hh=None if w.b_hh is None else d_bias.clone() if w.b_ih is not None else d_bias,
-        w_hr=gemm_over_steps(dh_new, s["h_core"]) if w.w_hr is not None else None,
+        w_hr=gemm_over_steps(dh_new, s["h_core"]) if w.w_hr is not None and dw_hr is None else dw_hr,
     )
     if cell == "peephole" and in_loop.get("w_peep") is not None:
         grads["w_peep"] = in_loop["w_peep"]

@@ -123,8 +123,8 @@ def _rows(m, batch, size):
 
 
 # How many values the LSTM's and the GRU's backward_input_steps return (lstm_steps.cpp's
-# lstm_backward_chunks: 16; gru_steps.cpp's gru_backward_chunks: 8).
-BACKWARD_VALUES = 16
+# lstm_backward_chunks: 17; gru_steps.cpp's gru_backward_chunks: 8).
+BACKWARD_VALUES = 17
 GRU_BACKWARD_VALUES = 8
 
 
@@ -145,9 +145,9 @@ class _LSTMSteps:
 
     @staticmethod
     def input_fusion_fits(x, h0, w, cell) -> bool:
-        """Whether forward_input_steps runs this cell with these weights (any cell without a
-        projection; x, the state and the weights in one dtype)."""
-        return w.w_hr is None and x.dtype == h0.dtype and load().input_fusion_fits(w.w_ih, w.w_hh, cell, h0)
+        """Whether forward_input_steps runs this cell with these weights (every cell but the
+        layernorm cell with a projection; x, the state and the weights in one dtype)."""
+        return x.dtype == h0.dtype and load().input_fusion_fits(w.w_ih, w.w_hh, _dense(w.w_hr), cell, h0)
 
     @staticmethod
     def forward_input_steps(x, h0, c0, w, recurrent_mask, keep_h, keep_c, out_mask, cell, activation,
@@ -160,7 +160,7 @@ class _LSTMSteps:
         T, B = x.shape[:2]
         P, H = h0.shape[-1], c0.shape[-1]
         result = load().lstm_forward_input_steps(
-            x, w.w_ih, _dense(w.b_ih), _dense(w.b_hh), h0, c0, w.w_hh.contiguous(), _dense(w.w_peep),
+            x, w.w_ih, _dense(w.b_ih), _dense(w.b_hh), h0, c0, w.w_hh.contiguous(), _dense(w.w_hr), _dense(w.w_peep),
             _dense(w.ln_gain_ih), _dense(w.ln_gain_hh), _dense(w.ln_gain_c), _dense(w.ln_bias_c),
             _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H), _mask(out_mask, T, B, 1),
             cell, activation, recurrent_activation, store, reversed, out)
@@ -168,15 +168,17 @@ class _LSTMSteps:
 
     @staticmethod
     def backward_steps(*args):
-        return _LSTMSteps.backward_input_steps(*args, None, None, None)[:7]
+        return _LSTMSteps.backward_input_steps(*args, None, None, None, None)[:7]
 
     @staticmethod
     def backward_input_steps(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
                              w_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, recurrent_mask, keep_h, keep_c,
-                             out_mask, cell, activation, recurrent_activation, x, w_ih, h_in, reversed=False):
-        """backward_steps given also the layer's input x [T, B, I], W_ih and the saved h_in: where
-        the loop can, it makes dx, dW_ih and dW_hh in it. Returns backward_steps' values, then
-        (dx, dW_ih, dW_hh), those three None where it left them to the caller, then the column
+                             out_mask, cell, activation, recurrent_activation, x, w_ih, h_in, h_core=None,
+                             reversed=False):
+        """backward_steps given also the layer's input x [T, B, I], W_ih and the saved h_in (and,
+        with a projection, the saved h_core [T, B, H]): where the loop can, it makes dx, dW_ih and
+        dW_hh (and dW_hr) in it. Returns backward_steps' values, then (dx, dW_ih, dW_hh, dW_hr),
+        each None where it left it to the caller, then the column
         sums the loop made beside them (else None): the biases' gradient, ln_gain_ih's,
         ln_gain_hh's, ln_gain_c's, ln_bias_c's and w_peep's (d_pre and d_c_norm are None then).
         reversed: the forward ran over x backward (forward_input_steps); dx comes in x's own
@@ -188,7 +190,7 @@ class _LSTMSteps:
             w_hh.contiguous(), _dense(w_hr), _dense(w_peep), _dense(ln_gain_ih), _dense(ln_gain_hh),
             _dense(ln_gain_c), _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H),
             _mask(out_mask, T, B, 1), cell, activation, recurrent_activation, _last_dense(x), _dense(w_ih), h_in,
-            reversed, None)
+            _dense(h_core), reversed, None)
         return tuple(out) + (None,) * (BACKWARD_VALUES - len(out))
 
     @staticmethod
@@ -202,7 +204,7 @@ class _LSTMSteps:
         T, B = x.shape[:2]
         P, H = dh_T.shape[-1], dc_T.shape[-1]
         out = load().lstm_backward_chunks(
-            _dense(dy), dh_T, dc_T, list(saved), w.w_hh.contiguous(),
+            _dense(dy), dh_T, dc_T, list(saved), w.w_hh.contiguous(), _dense(w.w_hr),
             _dense(w.w_peep), _dense(w.ln_gain_ih), _dense(w.ln_gain_hh), _dense(w.ln_gain_c),
             _rows(recurrent_mask, B, P), _mask(keep_h, T, B, P), _mask(keep_c, T, B, H), _mask(out_mask, T, B, 1),
             cell, activation, recurrent_activation, _last_dense(x), w.w_ih.contiguous(), reversed)

@@ -11,17 +11,17 @@ std::vector<Tensor> lstm_forward_steps(Tensor, Tensor, Tensor, Tensor, OptTensor
                                        OptTensor, std::string, std::string, std::string, bool);
 std::vector<Tensor> lstm_forward_input_steps(Tensor, Tensor, OptTensor, OptTensor, Tensor, Tensor, Tensor, OptTensor,
                                              OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
-                                             OptTensor, OptTensor, std::string, std::string, std::string, bool, bool,
-                                             OptTensor);
-bool input_fusion_fits(const Tensor&, const Tensor&, const std::string&, at::ScalarType);
+                                             OptTensor, OptTensor, OptTensor, std::string, std::string, std::string,
+                                             bool, bool, OptTensor);
+bool input_fusion_fits(const Tensor&, const Tensor&, const OptTensor&, const std::string&, at::ScalarType);
 std::vector<Tensor> lstm_backward_steps(OptTensor, Tensor, Tensor, Tensor, Tensor, OptTensor, Tensor, OptTensor,
                                         OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, Tensor, OptTensor,
                                         OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
                                         OptTensor, std::string, std::string, std::string, OptTensor, OptTensor,
-                                        OptTensor, bool, OptTensor);
+                                        OptTensor, OptTensor, bool, OptTensor);
 std::vector<Tensor> lstm_backward_chunks(OptTensor, Tensor, Tensor, std::vector<OptTensor>, Tensor, OptTensor,
                                          OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor, OptTensor,
-                                         std::string, std::string, std::string, Tensor, Tensor, bool);
+                                         OptTensor, std::string, std::string, std::string, Tensor, Tensor, bool);
 std::vector<Tensor> gru_backward_chunks(OptTensor, Tensor, std::vector<Tensor>, Tensor, OptTensor, OptTensor,
                                         OptTensor, std::string, std::string, Tensor, Tensor, bool);
 std::vector<Tensor> gru_forward_steps(Tensor, Tensor, Tensor, OptTensor, OptTensor, OptTensor, OptTensor,
@@ -44,14 +44,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "lstmkit's fused CPU loops for the LSTM family and the GRU";
   m.def("lstm_forward_steps", &lstmkit::lstm_forward_steps);
   m.def("lstm_forward_input_steps", &lstmkit::lstm_forward_input_steps,
-        "lstm_forward_steps with the input projection inside the loop (the cells without a projection)");
-  m.def("input_fusion_fits", [](const at::Tensor& w_ih, const at::Tensor& w_hh, const std::string& cell,
-                                const at::Tensor& like) {
-    return lstmkit::input_fusion_fits(w_ih, w_hh, cell, like.scalar_type());
+        "lstm_forward_steps with the input projection inside the loop (the team loops' cells)");
+  m.def("input_fusion_fits", [](const at::Tensor& w_ih, const at::Tensor& w_hh, const std::optional<at::Tensor>& w_hr,
+                                const std::string& cell, const at::Tensor& like) {
+    return lstmkit::input_fusion_fits(w_ih, w_hh, w_hr, cell, like.scalar_type());
   }, "whether lstm_forward_input_steps runs this cell with these weights for tensors like `like`");
   m.def("lstm_backward_steps", &lstmkit::lstm_backward_steps,
-        "the backward loop; given x, w_ih and h_in, the team loops also return dx, dW_ih and dW_hh "
-        "made in it (where their tiles fit)");
+        "the backward loop; given x, w_ih and h_in (and with a projection h_core), the team loops also "
+        "return dx, dW_ih, dW_hh (and dW_hr) made in it (where their tiles fit)");
   m.def("lstm_backward_chunks", &lstmkit::lstm_backward_chunks,
         "lstm_backward_steps after a forward that ran the batch in chunks: each chunk's results in turn");
   m.def("gru_forward_steps", &lstmkit::gru_forward_steps);

@@ -116,7 +116,7 @@ std::vector<Tensor> gru_backward_steps(OptTensor dy, Tensor dh_T, Tensor gates, 
               {{&keep_h, dh_T.size(-1)}, {&out_mask, 1}});
   return gru_team_backward(dy, dh_T, gates, gh_n, h_prev, w_hh, rmask, keep_h, out_mask, parse_act(act),
                            parse_act(ract),
-                           loop_inputs("gru_backward_steps", gates, x, w_ih, h_in, reversed, dx_out));
+                           loop_inputs("gru_backward_steps", gates, x, w_ih, h_in, OptTensor(), reversed, dx_out));
 }
 
 }  // namespace lstmkit

@@ -97,6 +97,38 @@ template <typename T> Tensor column_sums(const std::vector<double>& sums, const 
   return out;
 }
 
+// The LSTM cells' (no layer norm) column sums beside the in-loop weight gradients: of the gate
+// gradients [G], the biases' gradient, and with peepholes of da_i c_prev, da_f c_prev and
+// da_o c_new [3H], the peepholes'. Shared by the team's threads, each adding its own units.
+template <typename T> class GateSums {
+ public:
+  GateSums(bool on, int64_t G, int64_t H, bool peep) : H_(H), gates_(G / H), d_(on ? G : 0), peep_(on && peep ? 3 * H : 0) {}
+
+  // Row b's gate gradients d [G] (i, f, g, o, or cifg's f, g, o) of units [u0, u0 + n); c_prev and
+  // c_new: the row's [H] cells (read with peepholes only).
+  void add(const T* d, const T* c_prev, const T* c_new, int64_t u0, int64_t n) {
+    double* s = d_.data();
+    if (!peep_.empty()) {
+      const int64_t H = H_;
+      add_columns(d + u0, c_prev + u0, n, s + u0, peep_.data() + u0);
+      add_columns(d + H + u0, c_prev + u0, n, s + H + u0, peep_.data() + H + u0);
+      add_columns(d + 2 * H + u0, n, s + 2 * H + u0);
+      add_columns(d + 3 * H + u0, c_new + u0, n, s + 3 * H + u0, peep_.data() + 2 * H + u0);
+    } else {
+      for (int64_t g = 0; g < gates_; ++g) add_columns(d + g * H_ + u0, n, s + g * H_ + u0);
+    }
+  }
+
+  Tensor biases(const at::TensorOptions& opts) const { return column_sums<T>(d_, opts); }
+  Tensor peepholes(const at::TensorOptions& opts) const {
+    return peep_.empty() ? Tensor() : column_sums<T>(peep_, opts);
+  }
+
+ private:
+  int64_t H_, gates_;
+  std::vector<double> d_, peep_;
+};
+
 // A [steps, B, G] buffer for the gate gradients with L zeros after its last row, for
 // GradientTiles' whole-vector reads; from the thread's pool (workspace.h).
 template <typename T> Tensor padded_steps(int64_t steps, int64_t B, int64_t G, const at::TensorOptions& opts) {
@@ -108,12 +140,12 @@ template <typename T> Tensor padded_steps(int64_t steps, int64_t B, int64_t G, c
 
 // The in-loop gradients a team backward makes when it is given the layer's input: x [T, B, I]
 // (any strides but a contiguous last dimension), W_ih [G, I] and h_in [T, B, P], the recurrent
-// input of every step. Without them (x undefined) the caller makes dx and the weight gradients
+// input of every step; with a projection also h_core [T, B, H], its input. Without them (x undefined) the caller makes dx and the weight gradients
 // after the loop. `reversed` (with or without them): step t read x[T - 1 - t] (team.h's
 // GateInput), so its dx goes there, and dy comes in x's order too. dx_out, where given, is where
 // the loop writes dx: a batch chunk's rows of the whole batch's dx (team.h's batch_chunks).
 struct LoopInputs {
-  Tensor x, w_ih, h_in;
+  Tensor x, w_ih, h_in, h_core;
   bool reversed = false;
   Tensor dx_out;
   bool present() const { return x.defined(); }
@@ -131,8 +163,9 @@ inline Tensor rows_for_sums(const Tensor& x, int64_t b0, int64_t n) {
 // [T, B, G]; without the tensors (the caller's GEMMs after the loop) when x is not given or x or
 // W_ih is not in the gates' dtype (a bfloat16 weight).
 inline LoopInputs loop_inputs(const char* fn, const Tensor& gates, const OptTensor& x, const OptTensor& w_ih,
-                              const OptTensor& h_in, bool reversed, const OptTensor& dx_out) {
-  const LoopInputs none{Tensor(), Tensor(), Tensor(), reversed, Tensor()};
+                              const OptTensor& h_in, const OptTensor& h_core, bool reversed,
+                              const OptTensor& dx_out) {
+  const LoopInputs none{Tensor(), Tensor(), Tensor(), Tensor(), reversed, Tensor()};
   if (!x || !x->defined()) return none;
   TORCH_CHECK(w_ih && w_ih->defined() && h_in && h_in->defined(), fn, ": x needs w_ih and h_in too");
   const auto dtype = gates.scalar_type();
@@ -145,12 +178,15 @@ inline LoopInputs loop_inputs(const char* fn, const Tensor& gates, const OptTens
               ": expected a contiguous w_ih of shape [", G, ", ", x->size(2), "], got ", w_ih->sizes());
   TORCH_CHECK(h_in->dim() == 3 && h_in->size(0) == T && h_in->size(1) == B && h_in->is_contiguous(), fn,
               ": expected a contiguous h_in of shape [", T, ", ", B, ", P], got ", h_in->sizes());
+  const Tensor core = h_core.value_or(Tensor());
+  TORCH_CHECK(!core.defined() || (core.dim() == 3 && core.size(0) == T && core.size(1) == B && core.is_contiguous()),
+              fn, ": expected a contiguous h_core of shape [", T, ", ", B, ", H], got ", core.sizes());
   const Tensor out = dx_out.value_or(Tensor());
   TORCH_CHECK(!out.defined() || (out.sizes() == x->sizes() && out.scalar_type() == dtype && out.stride(2) == 1 &&
                                  out.stride(1) == x->size(2)),
               fn, ": expected dx_out of shape ", x->sizes(), " with contiguous rows, got ", out.sizes(),
               " with strides ", out.strides());
-  return LoopInputs{*x, *w_ih, *h_in, reversed, out};
+  return LoopInputs{*x, *w_ih, *h_in, core, reversed, out};
 }
 
 // Up to this many bytes of weight-gradient tiles per thread the loop makes the gradients itself;

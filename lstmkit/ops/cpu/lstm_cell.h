@@ -314,14 +314,15 @@ template <typename T> struct CellBackward {
 // A team forward from x [T, B, I]: run(x, y, h0, c0, rmask, keep_h, keep_c, out_mask) on the
 // whole batch, or, for a small layer (team.h's batch_chunks), on each thread's rows side by side
 // (y: where the outputs go, those rows of out where given, else undefined). In training (store)
-// each chunk's 12 saved tensors follow in turn.
+// each chunk's 12 saved tensors follow in turn. more_weights: how many weights the layer has
+// besides W_ih and W_hh (a projection's W_hr).
 template <typename T, typename Run>
 std::vector<Tensor> lstm_forward_by_rows(const Tensor& x, const Tensor& w_hh, const Tensor& h0, const Tensor& c0,
                                          const OptTensor& out, const OptTensor& rmask, const OptTensor& keep_h,
                                          const OptTensor& keep_c, const OptTensor& out_mask, bool store,
-                                         const Run& run) {
+                                         const Run& run, int64_t more_weights = 0) {
   const int64_t P = h0.size(-1);
-  const int64_t weight_bytes = w_hh.size(0) * (x.size(2) + P) * int64_t(sizeof(T));
+  const int64_t weight_bytes = (w_hh.size(0) * (x.size(2) + P) + more_weights) * int64_t(sizeof(T));
   const int chunks = batch_chunks(x.size(1), weight_bytes, store);
   if (chunks == 1) return run(x, out.value_or(Tensor()), h0, c0, rmask, keep_h, keep_c, out_mask);
   return forward_in_batch_chunks(x, out, P, chunks, 2, store, [&](int64_t b0, int64_t n, const Tensor& y) {

@@ -17,10 +17,16 @@ bool team_proj_fits(const Tensor& w_hh, const OptTensor& w_hr, const std::string
 std::vector<Tensor> lstm_team_proj_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, Tensor w_hr,
                                            OptTensor w_peep, OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
                                            OptTensor out_mask, Cell cell, Act act, Act ract, bool store);
+std::vector<Tensor> lstm_team_proj_forward_from_input(Tensor x, Tensor w_ih, OptTensor bias, Tensor h0, Tensor c0,
+                                                      Tensor w_hh, Tensor w_hr, OptTensor w_peep, OptTensor rmask,
+                                                      OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
+                                                      Cell cell, Act act, Act ract, bool store, bool reversed,
+                                                      OptTensor out);
 std::vector<Tensor> lstm_team_proj_backward(OptTensor dy, Tensor dh_T, Tensor dc_T, Tensor gates, Tensor c_prev,
-                                            Tensor phic, Tensor w_hh, Tensor w_hr, OptTensor w_peep, OptTensor rmask,
-                                            OptTensor keep_h, OptTensor keep_c, OptTensor out_mask, Cell cell,
-                                            Act act, Act ract);
+                                            OptTensor c_new, Tensor phic, Tensor w_hh, Tensor w_hr,
+                                            OptTensor w_peep, OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
+                                            OptTensor out_mask, Cell cell, Act act, Act ract,
+                                            const LoopInputs& inputs);
 std::vector<Tensor> lstm_team_forward(Tensor xw, Tensor h0, Tensor c0, Tensor w_hh, OptTensor w_peep,
                                       OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
                                       Cell cell, Act act, Act ract, bool store);
@@ -402,17 +408,20 @@ std::vector<Tensor> lstm_forward_steps(Tensor xw, Tensor h0, Tensor c0, Tensor w
 // lstm_forward_steps on the input projection x W_ih^T (+ b_ih + b_hh outside a layer norm),
 // with the projection done inside the team loop (team.h's GateInput): x [T, B, I] with a
 // contiguous last dimension (a batch_first view is fine), W_ih [G, I]. For the cells the team
-// loops without a projection cover (vanilla, peephole, cifg, layernorm), with W_ih in x's
-// dtype. The saved gates come back where xw would be. `reversed`: the steps run from x's last
+// loops cover (vanilla, peephole, cifg and layernorm, the first three also with a projection),
+// with W_ih in x's dtype. The saved gates come back where xw would be. `reversed`: the steps run from x's last
 // to its first (the same as x.flip(0) without the copy): y in x's order, the masks and the
 // saved tensors in the steps'. y goes into `out` where given (check_output: e.g. one half of a bidirectional layer's output).
-bool input_fusion_fits(const Tensor& w_ih, const Tensor& w_hh, const std::string& cell, at::ScalarType dtype) {
-  return (team_fits(w_hh, OptTensor(), cell, dtype) || team_ln_fits(w_hh, OptTensor(), cell, dtype)) &&
+bool input_fusion_fits(const Tensor& w_ih, const Tensor& w_hh, const OptTensor& w_hr, const std::string& cell,
+                       at::ScalarType dtype) {
+  return (team_fits(w_hh, w_hr, cell, dtype) || team_ln_fits(w_hh, w_hr, cell, dtype) ||
+          team_proj_fits(w_hh, w_hr, cell, dtype)) &&
          w_ih.scalar_type() == dtype;
 }
 
 std::vector<Tensor> lstm_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_ih, OptTensor b_hh, Tensor h0,
-                                             Tensor c0, Tensor w_hh, OptTensor w_peep, OptTensor ln_gain_ih,
+                                             Tensor c0, Tensor w_hh, OptTensor w_hr, OptTensor w_peep,
+                                             OptTensor ln_gain_ih,
                                              OptTensor ln_gain_hh, OptTensor ln_gain_c, OptTensor ln_bias_c,
                                              OptTensor rmask, OptTensor keep_h, OptTensor keep_c, OptTensor out_mask,
                                              std::string cell, std::string act, std::string ract, bool store,
@@ -421,11 +430,11 @@ std::vector<Tensor> lstm_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_
   if (x.stride(2) != 1) x = x.contiguous();
   w_ih = w_ih.contiguous();
   check_inputs("lstm_forward_input_steps", h0, {&c0, &w_hh, &w_ih},
-               {&b_ih, &b_hh, &w_peep, &ln_gain_ih, &ln_gain_hh, &ln_gain_c, &ln_bias_c, &rmask, &keep_h, &keep_c,
+               {&b_ih, &b_hh, &w_hr, &w_peep, &ln_gain_ih, &ln_gain_hh, &ln_gain_c, &ln_bias_c, &rmask, &keep_h, &keep_c,
                 &out_mask});
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == h0.scalar_type(), "lstm_forward_input_steps: expected x ",
               "on the CPU in ", h0.scalar_type(), ", got ", x.scalar_type(), " on ", x.device());
-  TORCH_CHECK(input_fusion_fits(w_ih, w_hh, cell, x.scalar_type()), "lstm_forward_input_steps: the ", cell,
+  TORCH_CHECK(input_fusion_fits(w_ih, w_hh, w_hr, cell, x.scalar_type()), "lstm_forward_input_steps: the ", cell,
               " cell with these weights takes the projection before the loop (lstm_forward_steps)");
   TORCH_CHECK(w_ih.dim() == 2 && w_ih.size(0) == w_hh.size(0) && w_ih.size(1) == x.size(2),
               "lstm_forward_input_steps: expected W_ih [", w_hh.size(0), ", ", x.size(2), "], got ", w_ih.sizes());
@@ -440,6 +449,11 @@ std::vector<Tensor> lstm_forward_input_steps(Tensor x, Tensor w_ih, OptTensor b_
   const bool has_ih = b_ih && b_ih->defined(), has_hh = b_hh && b_hh->defined();
   OptTensor bias;
   if (has_ih || has_hh) bias = (has_ih && has_hh ? *b_ih + *b_hh : has_ih ? *b_ih : *b_hh).contiguous();
+  if (w_hr && w_hr->defined()) {
+    return lstm_team_proj_forward_from_input(x, w_ih, bias, h0, c0, w_hh, w_hr->contiguous(), w_peep, rmask, keep_h,
+                                             keep_c, out_mask, parse_cell(cell), parse_act(act), parse_act(ract),
+                                             store, reversed, out);
+  }
   return lstm_team_forward_from_input(x, w_ih, bias, h0, c0, w_hh, w_peep, rmask, keep_h, keep_c, out_mask,
                                       parse_cell(cell), parse_act(act), parse_act(ract), store, reversed, out);
 }
@@ -451,29 +465,31 @@ std::vector<Tensor> lstm_backward_steps(OptTensor dy, Tensor dh_T, Tensor dc_T, 
                                         OptTensor ln_gain_hh, OptTensor ln_gain_c, OptTensor rmask, OptTensor keep_h,
                                         OptTensor keep_c, OptTensor out_mask, std::string cell, std::string act,
                                         std::string ract, OptTensor x, OptTensor w_ih, OptTensor h_in,
-                                        bool reversed, OptTensor dx_out) {
+                                        OptTensor h_core, bool reversed, OptTensor dx_out) {
   check_inputs("lstm_backward_steps", gates, {&dh_T, &dc_T, &c_prev, &phic, &w_hh},
                {&dy, &c_new, &x_hat, &x_rstd, &h_hat, &h_rstd, &c_hat, &c_rstd, &w_hr, &w_peep, &ln_gain_ih,
                 &ln_gain_hh, &ln_gain_c, &rmask, &keep_h, &keep_c, &out_mask});
   check_masks("lstm_backward_steps", gates.size(0), gates.size(1), rmask, dh_T.size(-1),
               {{&keep_h, dh_T.size(-1)}, {&keep_c, dc_T.size(-1)}, {&out_mask, 1}});
+  auto inputs = [&](const OptTensor& core) {
+    return loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in, core, reversed, dx_out);
+  };
   if (team_ln_fits(w_hh, w_hr, cell, gates.scalar_type())) {
     return lstm_team_ln_backward(dy, dh_T, dc_T, gates, c_prev, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat, c_rstd,
                                  w_hh, ln_gain_ih, ln_gain_hh, ln_gain_c, rmask, keep_h, keep_c, out_mask,
-                                 parse_act(act), parse_act(ract),
-                                 loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in, reversed, dx_out));
+                                 parse_act(act), parse_act(ract), inputs(OptTensor()));
   }
   if (team_fits(w_hh, w_hr, cell, gates.scalar_type())) {
     return lstm_team_backward(dy, dh_T, dc_T, gates, c_prev, c_new, phic, w_hh, w_peep, rmask, keep_h, keep_c,
-                              out_mask, parse_cell(cell), parse_act(act), parse_act(ract),
-                              loop_inputs("lstm_backward_steps", gates, x, w_ih, h_in, reversed, dx_out));
+                              out_mask, parse_cell(cell), parse_act(act), parse_act(ract), inputs(OptTensor()));
   }
-  // The loops below read dy in the steps' order.
-  if (reversed && dy && dy->defined()) dy = dy->flip(0);
   if (team_proj_fits(w_hh, w_hr, cell, gates.scalar_type())) {
-    return lstm_team_proj_backward(dy, dh_T, dc_T, gates, c_prev, phic, w_hh, *w_hr, w_peep, rmask, keep_h, keep_c,
-                                   out_mask, parse_cell(cell), parse_act(act), parse_act(ract));
+    return lstm_team_proj_backward(dy, dh_T, dc_T, gates, c_prev, c_new, phic, w_hh, w_hr->contiguous(), w_peep,
+                                   rmask, keep_h, keep_c, out_mask, parse_cell(cell), parse_act(act),
+                                   parse_act(ract), inputs(h_core));
   }
+  // The loop below reads dy in the steps' order.
+  if (reversed && dy && dy->defined()) dy = dy->flip(0);
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward_steps", [&] {
     return backward<scalar_t>(dy, dh_T, dc_T, gates, c_prev, c_new, phic, x_hat, x_rstd, h_hat, h_rstd, c_hat,
                               c_rstd, w_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh, ln_gain_c, rmask, keep_h, keep_c,
@@ -490,12 +506,12 @@ namespace lstmkit {
 // lstm_forward_input_steps returned them (gates, c_prev, c_new, phic, h_in, h_core, x_hat,
 // x_rstd, h_hat, h_rstd, c_hat, c_rstd). Each chunk's backward runs alone on one thread, on its
 // rows of dy, dh_T, dc_T, the masks and x. Returns each chunk's lstm_backward_steps results in
-// turn, 16 a chunk (the in-loop dx, dW_ih, dW_hh and the loops' column sums included,
+// turn, 17 a chunk (the in-loop dx, dW_ih, dW_hh, dW_hr and the loops' column sums included,
 // undefined where absent), for the caller to join and sum, then dx for the whole batch where
 // the loops wrote it in place (backward_in_batch_chunks).
 std::vector<Tensor> lstm_backward_chunks(OptTensor dy, Tensor dh_T, Tensor dc_T, std::vector<OptTensor> saved,
-                                         Tensor w_hh, OptTensor w_peep, OptTensor ln_gain_ih, OptTensor ln_gain_hh,
-                                         OptTensor ln_gain_c, OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
+                                         Tensor w_hh, OptTensor w_hr, OptTensor w_peep, OptTensor ln_gain_ih,
+                                         OptTensor ln_gain_hh, OptTensor ln_gain_c, OptTensor rmask, OptTensor keep_h, OptTensor keep_c,
                                          OptTensor out_mask, std::string cell, std::string act, std::string ract,
                                          Tensor x, Tensor w_ih, bool reversed) {
   constexpr size_t kSaved = 12;
@@ -503,13 +519,14 @@ std::vector<Tensor> lstm_backward_chunks(OptTensor dy, Tensor dh_T, Tensor dc_T,
               kSaved, " saved tensors a chunk and x [T, B, I], got ", saved.size(), " and ", x.sizes());
   const int chunks = static_cast<int>(saved.size() / kSaved);
   auto part = [&](int c, size_t i) { return saved[c * kSaved + i].value_or(Tensor()); };
-  return backward_in_batch_chunks(x, chunks, 16, 7, [&](int c, int64_t b0, int64_t n, const Tensor& dx_rows) {
+  return backward_in_batch_chunks(x, chunks, 17, 7, [&](int c, int64_t b0, int64_t n, const Tensor& dx_rows) {
     return lstm_backward_steps(rows_of(dy, 1, b0, n), dh_T.narrow(-2, b0, n), dc_T.narrow(-2, b0, n), part(c, 0),
                                part(c, 1), part(c, 2), part(c, 3), part(c, 6), part(c, 7), part(c, 8), part(c, 9),
-                               part(c, 10), part(c, 11), w_hh, OptTensor(), w_peep, ln_gain_ih, ln_gain_hh,
+                               part(c, 10), part(c, 11), w_hh, w_hr, w_peep, ln_gain_ih, ln_gain_hh,
                                ln_gain_c, rows_of(rmask, 0, b0, n), rows_of(keep_h, 1, b0, n),
                                rows_of(keep_c, 1, b0, n), rows_of(out_mask, 1, b0, n), cell, act, ract,
-                               rows_for_sums(x, b0, n), w_ih, part(c, 4), reversed, dx_rows);
+                               rows_for_sums(x, b0, n), w_ih, part(c, 4), part(c, 5), reversed,
+                               dx_rows);
   });
 }
 

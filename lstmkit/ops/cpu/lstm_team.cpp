@@ -16,10 +16,6 @@
 namespace lstmkit {
 namespace {
 
-// The forward walks unit blocks in chunks whose gate panels fit together in a core's L2 (1 MiB
-// on the AMD machines measured): 512 KiB is 4 blocks of 16 units x 4 gates x 512 inputs.
-constexpr int64_t kChunkBytes = 512 * 1024;
-
 Tensor none() { return Tensor(); }
 
 template <typename T>
@@ -33,7 +29,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   const int64_t steps = lead.size(0), B = lead.size(1), G = w_hh.size(0), H = c0.size(-1), P = H;
   const int64_t I = fused ? in.x.size(2) : 0;
   const int64_t gates = G / H, blocks = (H + L - 1) / L;
-  const int64_t chunk_blocks = std::max<int64_t>(1, kChunkBytes / (gates * L * (P + I) * int64_t(sizeof(T))));
+  const int64_t chunk_blocks = std::max<int64_t>(1, kPanelChunkBytes / (gates * L * (P + I) * int64_t(sizeof(T))));
   const bool peep = cell == Cell::Peephole;
   auto opts = c0.options();
   const int64_t n = store ? steps : 1;            // per-step buffers keep every step, or reuse one
@@ -52,7 +48,6 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
   const Team team = team_size(blocks, B * G * P);
   const ActiveInput<T> input(active, team.threads, P, opts);
   const InputSide<T> side(in, &active, team.threads, H, gates, store, opts);   // where the gates go
-  const T* bias = side.bias();
 
 #pragma omp parallel num_threads(team.threads)
   {
@@ -91,20 +86,7 @@ std::vector<Tensor> forward(const GateInput& in, const Tensor& h0, const Tensor&
             } else {
               panel_gemm<T>(rows, gates, step.src + r0 * P, P, P, rec_panel, sums);
             }
-            for (int64_t r = 0; r < rows; ++r) {
-              T* ar = cf.a + step.of[r0 + r] * G + ub * L;
-              for (int64_t g = 0; g < gates; ++g) {
-                const T* s = sums + (r * gates + g) * L;
-                if (!fused) {
-                  for (int64_t j = 0; j < nb; ++j) ar[g * H + j] += s[j];
-                } else if (bias) {
-                  const T* bg = bias + g * H + ub * L;
-                  for (int64_t j = 0; j < nb; ++j) ar[g * H + j] = s[j] + bg[j];
-                } else {
-                  copy_lanes(ar + g * H, s, nb);
-                }
-              }
-            }
+            for (int64_t r = 0; r < rows; ++r) side.store_sums(cf.a + step.of[r0 + r] * G, sums + r * gates * L, ub, nb);
           }
           for (int64_t r = 0; r < rows; ++r) cf.units(step.of[r0 + r], u0, nu);
         }
@@ -139,9 +121,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   const bool in_loop = grads.present(), peep = cell == Cell::Peephole;
   const int64_t ring = in_loop ? std::min(steps, grads.steps_per_sum()) : steps;
   Tensor d_pre = padded_steps<T>(ring, B, G, opts);   // GradientTiles reads whole vectors
-  // Those sums (in_loop only): of the gate gradients [G]; with peepholes, of da_i c_prev, da_f
-  // c_prev and da_o c_new [3H], the peepholes' gradient.
-  std::vector<double> sum_d(in_loop ? G : 0), sum_peep(in_loop && peep ? 3 * H : 0);
+  GateSums<T> sums(in_loop, G, H, peep);
   TORCH_CHECK(!(in_loop && peep) || (c_new && c_new->defined()), "the peephole cell's backward needs c_new");
   Tensor dh = dh_T.clone(), dc = dc_T.clone();
   Tensor dm = at::empty({B, H}, opts), dcn = at::empty({B, H}, opts), dphi = at::empty({B, H}, opts);
@@ -187,18 +167,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
           const int64_t b = rows_of[i];
           cb.split_dh(dh_p, cb.dm, b, u0, units);
           cb.units(b, u0, units);
-          if (!in_loop) continue;
-          const T* d = cb.d_pre + b * G;
-          if (peep) {                             // gates i, f, g, o
-            const T* cp = cb.c_prev + b * H + u0;
-            add_columns(d + u0, cp, units, sum_d.data() + u0, sum_peep.data() + u0);
-            add_columns(d + H + u0, cp, units, sum_d.data() + H + u0, sum_peep.data() + H + u0);
-            add_columns(d + 2 * H + u0, units, sum_d.data() + 2 * H + u0);
-            add_columns(d + 3 * H + u0, c_new_t + b * H + u0, units, sum_d.data() + 3 * H + u0,
-                        sum_peep.data() + 2 * H + u0);
-          } else {
-            for (int64_t g = 0; g < G / H; ++g) add_columns(d + g * H + u0, units, sum_d.data() + g * H + u0);
-          }
+          if (in_loop) sums.add(cb.d_pre + b * G, cb.c_prev + b * H, c_new_t ? c_new_t + b * H : nullptr, u0, units);
         }
         for_inactive_rows(B, rows_of, n_rows, [&](int64_t b) {   // dh, dc pass through unchanged
           for (int64_t g = 0; g < G / H; ++g) std::memset(cb.d_pre + b * G + g * H + u0, 0, sizeof(T) * units);
@@ -215,10 +184,11 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   if (!in_loop) return {d_pre, none(), none(), none(), none(), dh, dc};
   std::vector<Tensor> out{none(), none(), none(), none(), none(), dh, dc};
   for (const Tensor& g : grads.results()) out.push_back(g);
+  out.push_back(none());                          // dW_hr: no projection
   // the biases' gradient; the layernorm cell's four (none here); the peepholes'
-  out.push_back(column_sums<T>(sum_d, opts));
+  out.push_back(sums.biases(opts));
   out.insert(out.end(), 4, none());
-  out.push_back(peep ? column_sums<T>(sum_peep, opts) : none());
+  out.push_back(sums.peepholes(opts));
   return out;
 }
 

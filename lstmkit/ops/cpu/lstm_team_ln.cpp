@@ -487,6 +487,7 @@ std::vector<Tensor> backward(const OptTensor& dy_t, const Tensor& dh_T, const Te
   if (in_loop) {
     std::vector<Tensor> out{none(), none(), none(), none(), none(), dh, dc};
     for (const Tensor& g : grads.results()) out.push_back(g);
+    out.push_back(none());                        // dW_hr: no projection
     // the biases', ln_gain_ih's, ln_gain_hh's, ln_gain_c's and ln_bias_c's gradients
     for (const auto* sums : {&sum_d, &sum_d_ih, &sum_d_hh, &sum_dc_c, &sum_dc}) {
       out.push_back(column_sums<T>(*sums, opts));
